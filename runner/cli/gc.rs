@@ -1,0 +1,53 @@
+//! `airlock gc [--dry-run] [--kept] [RUN-ID...]`
+use super::Globals;
+use crate::{cleanup, engine::Engine};
+
+#[derive(Debug, clap::Args)]
+pub struct GcArgs {
+    /// Only list what would be removed.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Also remove what `airlock run --keep` preserved.
+    #[arg(long)]
+    pub kept: bool,
+    /// Only these runs (e.g. `airlock gc --kept RUN-ID` discards one kept run).
+    #[arg(value_name = "RUN-ID")]
+    pub runs: Vec<String>,
+}
+
+pub async fn run(args: GcArgs, _g: &Globals) -> anyhow::Result<i32> {
+    let engine = Engine::connect().await?;
+    let report = cleanup::gc(&engine, args.dry_run, args.kept, &args.runs).await?;
+    let verb = if args.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
+    for o in &report.removed {
+        println!(
+            "{verb} {} {} (run {})",
+            o.kind,
+            o.name,
+            o.labels
+                .get("airlock.run")
+                .map(String::as_str)
+                .unwrap_or("?")
+        );
+    }
+    if !report.live.is_empty() {
+        println!("left {} object(s) of live runs alone", report.live.len());
+    }
+    if !report.kept.is_empty() {
+        println!(
+            "left {} kept object(s) alone (airlock gc --kept removes them)",
+            report.kept.len()
+        );
+    }
+    if report.removed.is_empty() {
+        println!("nothing to remove");
+    }
+    for e in &report.errors {
+        eprintln!("airlock: error: {e}");
+    }
+    Ok(if report.errors.is_empty() { 0 } else { 1 })
+}

@@ -1,0 +1,117 @@
+//! The command line: raw flags are parsed here, each subcommand lives in its own small file
+//! that turns its flags into library calls, and errors become exit codes in one place
+//! ([`main`]).
+
+mod env;
+mod gc;
+mod image;
+mod run;
+mod secrets;
+mod shell;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::exit;
+
+/// airlock runs a task in two phases: setup (network, secrets) and agent (sealed: no secrets,
+/// no network), with a checked boundary between them.
+#[derive(Debug, Parser)]
+#[command(name = "airlock", version, about, long_about = None)]
+pub struct Cli {
+    /// The config root: the folder holding envs/, secrets/ and images/ [default: AIRLOCK_ROOT,
+    /// else found from the environment file or the current directory]
+    #[arg(long, global = true, value_name = "DIR")]
+    root: Option<PathBuf>,
+
+    /// More log detail on stderr (-v: debug, -vv: trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check environment definitions (envs/NAME.yaml).
+    #[command(subcommand)]
+    Env(env::EnvCommand),
+    /// Manage the age-encrypted secrets in secrets/.
+    #[command(subcommand)]
+    Secrets(secrets::SecretsCommand),
+    /// Build and list the images tasks run in (images/NAME/).
+    #[command(subcommand)]
+    Image(image::ImageCommand),
+    /// Run a task: setup phase, boundary, agent phase.
+    Run(run::RunArgs),
+    /// Remove containers, networks and volumes that dead runs left behind.
+    Gc(gc::GcArgs),
+    /// Open a shell in a kept run's final state (offline, no secrets).
+    Shell(shell::ShellArgs),
+}
+
+/// Flags every subcommand may use.
+#[derive(Debug, Clone)]
+pub struct Globals {
+    pub root: Option<PathBuf>,
+}
+
+/// Parse the command line, run, and return the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    let globals = Globals { root: cli.root };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("airlock: error: cannot start the async runtime: {e}");
+            return exit::INTERNAL_ERROR;
+        }
+    };
+    match runtime.block_on(dispatch(cli.command, globals)) {
+        Ok(code) => code,
+        Err(err) => {
+            report_error(&err);
+            exit::code_for(&err)
+        }
+    }
+}
+
+async fn dispatch(command: Command, g: Globals) -> anyhow::Result<i32> {
+    match command {
+        Command::Env(c) => env::run(c, &g).await,
+        Command::Secrets(c) => secrets::run(c, &g).await,
+        Command::Image(c) => image::run(c, &g).await,
+        Command::Run(a) => run::run(a, &g).await,
+        Command::Gc(a) => gc::run(a, &g).await,
+        Command::Shell(a) => shell::run(a, &g).await,
+    }
+}
+
+/// Print an error chain: the outermost message, then each cause on its own line.
+fn report_error(err: &anyhow::Error) {
+    eprintln!("airlock: error: {err}");
+    for cause in err.chain().skip(1) {
+        eprintln!("  caused by: {cause}");
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn",
+        1 => "airlock=debug",
+        _ => "airlock=trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

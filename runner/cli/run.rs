@@ -1,0 +1,94 @@
+//! `airlock run ENV [-w DIR] [--out DIR] [--json] [--keep] [--apply] -- COMMAND...`
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use super::Globals;
+use crate::{console, environment, record::Outcome, root::ConfigRoot, run};
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The environment: a YAML file, or a name (envs/NAME.yaml under the config root).
+    pub env: String,
+    /// The workspace, copied into both phases at /workspace [default: the current directory]
+    #[arg(short, long, value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+    /// Where to write the run record [default: <root>/.airlock/runs/<run id>]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Print the report as JSON on stdout at the end (live output stays on stderr).
+    #[arg(long)]
+    pub json: bool,
+    /// No live output from the phases.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Keep the agent phase's final state for `airlock shell RUN-ID`.
+    #[arg(long)]
+    pub keep: bool,
+    /// Apply changes.patch to the workspace after the run.
+    #[arg(long)]
+    pub apply: bool,
+    /// The age identity file for the environment's secrets [default: AIRLOCK_IDENTITY, else ~/.config/airlock/identity.txt]
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
+    /// The command the agent phase runs (argv, not a shell string: use `bash -c '...'` for shell syntax).
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+pub async fn run(args: RunArgs, g: &Globals) -> anyhow::Result<i32> {
+    let as_path =
+        args.env.contains('/') || args.env.ends_with(".yaml") || args.env.ends_with(".yml");
+    let root = ConfigRoot::locate(
+        g.root.as_deref(),
+        as_path.then(|| std::path::Path::new(&args.env)),
+    )?;
+    let path = environment::resolve(Some(&root), &args.env)?;
+    let env = environment::load_in(Some(&root), &path)?;
+    for w in &env.warnings {
+        console::note(format!("warning: {w}"));
+    }
+    let workspace = match args.workspace {
+        Some(w) => w,
+        None => std::env::current_dir().context("the current directory")?,
+    };
+    let workspace = std::path::absolute(&workspace).unwrap_or(workspace);
+    let task = run::Task {
+        env,
+        workspace,
+        command: args.command,
+    };
+    let opts = run::Options {
+        out: args.out,
+        keep: args.keep,
+        apply: args.apply,
+        quiet: args.quiet,
+        identity: args.identity,
+    };
+    let done = run::execute(&root, task, opts).await;
+    let r = &done.report;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(r)?);
+    }
+    let outcome = serde_json::to_value(r.outcome)?
+        .as_str()
+        .unwrap_or("?")
+        .replace('_', " ");
+    let mut line = format!("run {}: {outcome} (exit {})", r.run_id, done.exit_code);
+    if let Some(dir) = &done.record_dir {
+        line.push_str(&format!("; record: {}", dir.display()));
+    }
+    console::note(line);
+    if let Some(e) = &r.error {
+        if r.outcome != Outcome::Succeeded && r.outcome != Outcome::Failed {
+            eprintln!("airlock: error: {e}");
+        }
+    }
+    if r.kept {
+        console::note(format!(
+            "kept: open a shell in the final state with `airlock shell {0}`; discard it with `airlock gc --kept {0}`",
+            r.run_id
+        ));
+    }
+    Ok(done.exit_code)
+}

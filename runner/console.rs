@@ -1,0 +1,116 @@
+//! Live output on the user's terminal: each phase's lines behind a prefix (`setup | `,
+//! `agent | `), with control characters made visible so a hostile command can't drive the
+//! terminal (escape sequences, cursor moves, title changes). Invalid UTF-8 is shown as `\xNN`.
+//! The logs keep the (redacted) bytes as they were; only what reaches the terminal is
+//! sanitised.
+
+use std::io::Write;
+
+/// Lines longer than this are shown in pieces, so one endless line can't grow memory.
+const MAX_LINE: usize = 64 * 1024;
+
+/// Buffers one phase's output into lines and prints them with a prefix.
+pub struct PhaseConsole {
+    prefix: &'static str,
+    partial: Vec<u8>,
+    quiet: bool,
+}
+
+impl PhaseConsole {
+    pub fn new(prefix: &'static str, quiet: bool) -> Self {
+        PhaseConsole {
+            prefix,
+            partial: Vec::new(),
+            quiet,
+        }
+    }
+
+    pub fn push(&mut self, data: &[u8]) {
+        if self.quiet {
+            return;
+        }
+        let mut out = Vec::new();
+        let mut rest = data;
+        while let Some(i) = rest.iter().position(|&b| b == b'\n') {
+            self.partial.extend_from_slice(&rest[..i]);
+            self.emit_line(&mut out);
+            rest = &rest[i + 1..];
+        }
+        self.partial.extend_from_slice(rest);
+        while self.partial.len() >= MAX_LINE {
+            let tail = self.partial.split_off(MAX_LINE);
+            self.emit_line(&mut out);
+            self.partial = tail;
+        }
+        if !out.is_empty() {
+            let mut err = std::io::stderr().lock();
+            let _ = err.write_all(&out);
+        }
+    }
+
+    pub fn finish(&mut self) {
+        if !self.partial.is_empty() && !self.quiet {
+            let mut out = Vec::new();
+            self.emit_line(&mut out);
+            let _ = std::io::stderr().lock().write_all(&out);
+        }
+    }
+
+    fn emit_line(&mut self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.prefix.as_bytes());
+        sanitize_into(&self.partial, out);
+        out.push(b'\n');
+        self.partial.clear();
+    }
+}
+
+/// Copy `line` into `out`, showing control characters and invalid UTF-8 as escapes. Tabs
+/// pass; a carriage return is shown as `\r` so it can't overwrite the prefix.
+pub fn sanitize_into(line: &[u8], out: &mut Vec<u8>) {
+    for chunk in line.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\t' => out.push(b'\t'),
+                c if c.is_control() => {
+                    out.extend_from_slice(c.escape_default().to_string().as_bytes())
+                }
+                // Unicode bidi overrides and other format characters could disguise text.
+                '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => {
+                    out.extend_from_slice(c.escape_unicode().to_string().as_bytes())
+                }
+                c => {
+                    let mut buf = [0u8; 4];
+                    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                }
+            }
+        }
+        for b in chunk.invalid() {
+            out.extend_from_slice(format!("\\x{b:02x}").as_bytes());
+        }
+    }
+}
+
+/// A status line from airlock itself (not from a phase).
+pub fn note(message: impl std::fmt::Display) {
+    let _ = writeln!(std::io::stderr().lock(), "airlock | {message}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sanitize_into;
+
+    fn s(b: &[u8]) -> String {
+        let mut out = Vec::new();
+        sanitize_into(b, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn escapes_never_reach_the_terminal() {
+        assert_eq!(s(b"\x1b]0;pwned\x07ok"), "\\u{1b}]0;pwned\\u{7}ok");
+        assert_eq!(s(b"a\rb"), "a\\rb");
+        assert_eq!(s(b"bad \xff\xfe utf8"), "bad \\xff\\xfe utf8");
+        assert_eq!(s("naïve\ttab".as_bytes()), "naïve\ttab");
+        assert!(!s(b"\x9b31m").contains('\u{9b}'));
+    }
+}

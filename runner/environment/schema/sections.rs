@@ -1,0 +1,111 @@
+//! The `agent:` and `limits:` sections.
+
+use serde::de::MapAccess;
+
+use super::super::error::{shown, Expect, Fail};
+use super::super::values;
+use super::super::{AgentSettings, Limits, NetworkPolicy};
+use super::read::{scalar, ReadSection, Section, AGENT, LIMITS};
+
+/// The agent section, plus whether its user is root.
+pub(super) struct Agent(pub(super) AgentSettings, pub(super) bool);
+
+impl ReadSection for Agent {
+    const SECTION: Section = AGENT;
+    fn read<'de, A: MapAccess<'de>>(
+        &mut self,
+        key: &'static str,
+        map: &mut A,
+    ) -> Result<(), A::Error> {
+        match key {
+            "network" => {
+                self.0.network = map.next_value_seed(scalar(NETWORK, |t| match t {
+                    "off" | "false" => Ok(NetworkPolicy::Off),
+                    _ => Err(Fail::new(format!(
+                        "{:?}: only `off` is supported: the agent phase has no network",
+                        shown(t)
+                    ))
+                    .fix(NETWORK.fix)),
+                }))?;
+            }
+            _ => {
+                let (user, root) = map.next_value_seed(scalar(USER, |t| {
+                    values::user(t).map(|root| (t.to_string(), root))
+                }))?;
+                self.0.user = user;
+                self.1 = root;
+            }
+        }
+        Ok(())
+    }
+}
+
+const NETWORK: Expect = Expect {
+    what: "`off`",
+    fix: "write `network: off`; only `off` exists for now (an allowlist of hosts is planned)",
+};
+const USER: Expect = Expect {
+    what: "a user (UID, UID:GID or a name)",
+    fix: "write e.g. `user: \"1000:1000\"`",
+};
+
+impl ReadSection for Limits {
+    const SECTION: Section = LIMITS;
+    fn read<'de, A: MapAccess<'de>>(
+        &mut self,
+        key: &'static str,
+        map: &mut A,
+    ) -> Result<(), A::Error> {
+        let unlimited = |t: &str| values::is_unlimited(t);
+        match key {
+            "setup_timeout" => {
+                self.setup_timeout = map.next_value_seed(scalar(DURATION, values::duration))?
+            }
+            "agent_timeout" => {
+                self.agent_timeout = map.next_value_seed(scalar(DURATION, values::duration))?
+            }
+            "memory" => {
+                self.memory = map.next_value_seed(scalar(SIZE, |t| {
+                    if unlimited(t) {
+                        Ok(None)
+                    } else {
+                        values::memory(t).map(Some)
+                    }
+                }))?
+            }
+            "cpus" => {
+                self.cpus = map.next_value_seed(scalar(NUMBER, |t| {
+                    if unlimited(t) {
+                        Ok(None)
+                    } else {
+                        values::cpus(t).map(Some)
+                    }
+                }))?
+            }
+            "pids" => {
+                self.pids = map.next_value_seed(scalar(NUMBER, |t| {
+                    if unlimited(t) {
+                        Ok(None)
+                    } else {
+                        values::pids(t).map(Some)
+                    }
+                }))?
+            }
+            _ => self.tmp_size = map.next_value_seed(scalar(SIZE, values::size))?,
+        }
+        Ok(())
+    }
+}
+
+const DURATION: Expect = Expect {
+    what: "a duration such as 20m",
+    fix: "write one duration on the key's line, e.g. `agent_timeout: 30m`",
+};
+const SIZE: Expect = Expect {
+    what: "a size such as 512m or 4g",
+    fix: "write one size on the key's line, e.g. `memory: 4g`",
+};
+const NUMBER: Expect = Expect {
+    what: "a number",
+    fix: "write one number on the key's line, e.g. `pids: 1024`",
+};

@@ -1,0 +1,171 @@
+//! Loading whole files: defaults, every key, and that values are read as written.
+
+use super::*;
+
+fn load_text(text: &str) -> Result<Environment, EnvError> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.yaml");
+    std::fs::write(&path, text).unwrap();
+    let root = ConfigRoot::at(dir.path()).unwrap();
+    load_in(Some(&root), &path)
+}
+
+#[test]
+fn only_image_gives_the_defaults() {
+    let env = load_text("image: tiny\n").unwrap();
+    assert_eq!(env.name, "t");
+    assert_eq!(env.image, "tiny");
+    assert_eq!(env.agent, AgentSettings::default());
+    assert_eq!(env.agent.user, "1000:1000");
+    assert_eq!(env.limits, Limits::default());
+    assert!(env.env.is_empty() && env.secrets.is_empty() && env.persist.is_empty());
+    assert_eq!(env.setup, None);
+    assert_eq!(env.runtime, None);
+    assert!(env.warnings.is_empty());
+    assert_eq!(env.content_hash.len(), 64);
+}
+
+#[test]
+fn values_are_read_as_written() {
+    let env = load_text(
+        "image: tiny\nenv:\n  VERSION: 1.10\n  ZIP: 01234\n  FLAG: true\n  HEX: 0x1F\n  \
+         EMPTY:\n  QUOTED: \"null\"\n  SPACED: '  a  '\n  MULTI: |\n    one\n    two\n",
+    )
+    .unwrap();
+    let get = |k: &str| env.env.get(k).map(String::as_str);
+    assert_eq!(get("VERSION"), Some("1.10"));
+    assert_eq!(get("ZIP"), Some("01234"));
+    assert_eq!(get("FLAG"), Some("true"));
+    assert_eq!(get("HEX"), Some("0x1F"));
+    assert_eq!(get("EMPTY"), Some(""));
+    assert_eq!(get("QUOTED"), Some("null"));
+    assert_eq!(get("SPACED"), Some("  a  "));
+    assert_eq!(get("MULTI"), Some("one\ntwo\n"));
+}
+
+#[test]
+fn every_key_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("envs")).unwrap();
+    std::fs::create_dir_all(dir.path().join("certs")).unwrap();
+    let pem = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+    std::fs::write(dir.path().join("certs/corp.pem"), pem).unwrap();
+    let text = "image: base\nenv:\n  B: 2\n  A: x\nsecrets: [CRATES_TOKEN, NPM_TOKEN]\n\
+                setup: |\n  cargo fetch\npersist:\n  - /opt/cargo/registry/\n  - /srv/cache\n\
+                ca_certificates: [host, certs/corp.pem]\nruntime: runsc\n\
+                agent:\n  network: off\n  user: app\n\
+                limits:\n  setup_timeout: 5m\n  agent_timeout: 2h\n  memory: 512m\n  \
+                cpus: 1.5\n  pids: 64\n  tmp_size: 1g\n";
+    let path = dir.path().join("envs/full.yaml");
+    std::fs::write(&path, text).unwrap();
+    let root = ConfigRoot::at(dir.path()).unwrap();
+    let env = load_in(Some(&root), &path).unwrap();
+    let expected = Environment {
+        name: "full".into(),
+        path: path.clone(),
+        content_hash: hex(&Sha256::digest(text.as_bytes())),
+        image: "base".into(),
+        env: [("A", "x"), ("B", "2")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        secrets: vec!["CRATES_TOKEN".into(), "NPM_TOKEN".into()],
+        setup: Some("cargo fetch\n".into()),
+        persist: vec!["/opt/cargo/registry".into(), "/srv/cache".into()],
+        ca_certificates: vec![
+            CaSource::Host,
+            CaSource::File(root.dir().join("certs/corp.pem")),
+        ],
+        agent: AgentSettings {
+            network: NetworkPolicy::Off,
+            user: "app".into(),
+        },
+        limits: Limits {
+            setup_timeout: Duration::from_secs(300),
+            agent_timeout: Duration::from_secs(7200),
+            memory: Some(512 << 20),
+            cpus: Some(1.5),
+            pids: Some(64),
+            tmp_size: 1 << 30,
+        },
+        runtime: Some("runsc".into()),
+        warnings: vec![],
+    };
+    assert_eq!(env, expected);
+    // Without an explicit root, the root is the folder holding envs/ (relative CA paths
+    // still resolve), unless AIRLOCK_ROOT points elsewhere.
+    if std::env::var_os("AIRLOCK_ROOT").is_none() {
+        assert_eq!(load(&path).unwrap(), expected);
+    }
+}
+
+#[test]
+fn unlimited_lifts_limits() {
+    let env = load_text(
+        "image: tiny\nlimits:\n  memory: unlimited\n  pids: Unlimited\n  cpus: unlimited\n",
+    )
+    .unwrap();
+    assert_eq!(env.limits.memory, None);
+    assert_eq!(env.limits.pids, None);
+    assert_eq!(env.limits.cpus, None);
+}
+
+#[test]
+fn empty_sections_are_defaults() {
+    let env =
+        load_text("image: tiny\nenv:\nsecrets:\npersist:\nagent:\nlimits:\nsetup: ''\n").unwrap();
+    assert!(env.env.is_empty() && env.secrets.is_empty() && env.persist.is_empty());
+    assert_eq!(env.agent, AgentSettings::default());
+    assert_eq!(env.limits, Limits::default());
+    assert_eq!(env.setup, None);
+}
+
+#[test]
+fn errors_carry_file_line_column_and_key() {
+    let err = load_text("image: tiny\npersist:\n  - /ok\n  - opt/cache\n").unwrap_err();
+    assert_eq!(
+        err.file.as_deref().map(|f| f.ends_with("t.yaml")),
+        Some(true)
+    );
+    assert_eq!((err.line, err.column), (Some(4), Some(5)));
+    assert_eq!(err.key.as_deref(), Some("persist[1]"));
+    assert_eq!(err.message, "\"opt/cache\" is not an absolute path");
+    assert_eq!(
+        err.fix.as_deref(),
+        Some("write it as an absolute path inside the container, e.g. /opt/cache")
+    );
+}
+
+#[test]
+fn resolve_names_and_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("envs")).unwrap();
+    std::fs::write(dir.path().join("envs/base.yaml"), "image: base\n").unwrap();
+    let root = ConfigRoot::at(dir.path()).unwrap();
+    assert_eq!(
+        resolve(Some(&root), "base").unwrap(),
+        root.envs_dir().join("base.yaml")
+    );
+    let by_path = dir.path().join("envs/base.yaml");
+    assert_eq!(resolve(None, by_path.to_str().unwrap()).unwrap(), by_path);
+    for hostile in ["..", ".", "", "-rf", "a b", "x\\y", ".hidden"] {
+        let err = resolve(Some(&root), hostile).unwrap_err();
+        assert!(
+            err.message.contains("not an environment name"),
+            "{hostile:?}: {err}"
+        );
+    }
+    assert!(resolve(None, "base")
+        .unwrap_err()
+        .message
+        .contains("no config root"));
+    let err = resolve(Some(&root), "bsae").unwrap_err();
+    assert!(err.fix.as_deref().unwrap().contains("did you mean base?"));
+    assert_eq!(
+        list(&root).unwrap(),
+        vec![root.envs_dir().join("base.yaml")]
+    );
+    // `base.yaml` is a path (relative to the current directory); the fix points at the name.
+    let err = resolve(Some(&root), "base.yaml").unwrap_err();
+    assert!(err.fix.as_deref().unwrap().contains("`base`"), "{err}");
+}

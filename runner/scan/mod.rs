@@ -1,0 +1,382 @@
+//! Finding secret values in bytes: the boundary's leak check and the output redactor.
+//!
+//! The boundary's promise is that no secret value crosses from the setup phase to the agent
+//! phase, and that no secret value reaches a log. Both come down to one question asked of a
+//! stream of bytes: does any secret value occur in it, in any form it could plausibly have
+//! been written in? [`SecretSet`] compiles every form of every value (see `patterns.rs`) into one
+//! Aho-Corasick automaton so that a single pass answers for all of them at once, at memory
+//! speed, whatever the chunking of the stream:
+//!
+//! - [`SecretSet::scan_reader`] / [`SecretSet::scanner`]: the leak check (first hit, or all);
+//! - [`SecretSet::redactor`]: a streaming filter that replaces each occurrence with
+//!   `[redacted:NAME]` and delays live output only while a secret could still be starting.
+//!
+//! Values shorter than [`MIN_SECRET_LEN`] bytes cannot be scanned for without matching
+//! ordinary data everywhere; they are accepted here but listed by [`SecretSet::too_short`] so
+//! callers can refuse them with a proper message before any phase runs.
+
+mod engine;
+mod patterns;
+mod redact;
+#[cfg(test)]
+mod tests;
+
+use std::io::{self, Read};
+use std::sync::Arc;
+
+use aho_corasick::automaton::StateID;
+
+pub use engine::BuildError;
+use engine::{walk, with_automaton, Engine};
+pub use patterns::MIN_SECRET_LEN;
+pub use redact::Redactor;
+
+/// A secret value was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hit {
+    /// The secret's name (never its value).
+    pub secret: String,
+    /// Which form matched: "raw", "base64", "hex", "url-encoded", "line" (or "unscannable" if
+    /// the scanner could not be built, see [`SecretSet::new`]).
+    pub form: &'static str,
+}
+
+/// Every secret value, with all the forms that are looked for. Cheap to clone (shared).
+#[derive(Clone)]
+pub struct SecretSet {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    state: State,
+    /// Per pattern ID: which secret, which form, how long.
+    patterns: Vec<PatternInfo>,
+    names: Vec<String>,
+    too_short: Vec<String>,
+    /// The bracket pair of the `[redacted:NAME]` marker (see [`marker_brackets`]).
+    pub(crate) marker: (u8, u8),
+}
+
+/// The bracket pair for redaction markers: the first of `[]`, `<>`, `{}`, `()` whose bytes
+/// occur in no secret value. A secret ending in `[` (or starting with `]`) could otherwise be
+/// completed by the marker itself: the text before a redacted occurrence plus the marker's
+/// first byte would spell the value again. (Encoded forms hold no brackets: base64, hex and
+/// percent-encoding never produce them.) If every pair occurs, `[]` is used.
+pub(crate) fn marker_brackets(secrets: &[(&str, &[u8])]) -> (u8, u8) {
+    const PAIRS: [(u8, u8); 4] = [(b'[', b']'), (b'<', b'>'), (b'{', b'}'), (b'(', b')')];
+    PAIRS
+        .into_iter()
+        .find(|&(open, close)| {
+            !secrets
+                .iter()
+                .any(|(_, v)| v.contains(&open) || v.contains(&close))
+        })
+        .unwrap_or(PAIRS[0])
+}
+
+pub(crate) enum State {
+    /// No scannable value: nothing can ever match.
+    Empty,
+    Ready(Box<Engine>),
+    /// The automaton could not be built; every scan fails closed (reports a hit).
+    Failed(String),
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PatternInfo {
+    pub(crate) secret: u32,
+    pub(crate) form: &'static str,
+    pub(crate) len: u32,
+}
+
+impl SecretSet {
+    /// Compile every form of every `(name, value)`. Values shorter than [`MIN_SECRET_LEN`] are
+    /// not looked for (see [`SecretSet::too_short`]).
+    ///
+    /// This cannot fail in practice; if the automaton's internal limits were ever exceeded,
+    /// the set fails closed: every scan reports a hit with form `"unscannable"` and the
+    /// redactor withholds all output. [`SecretSet::try_new`] reports the error instead.
+    pub fn new(secrets: &[(&str, &[u8])]) -> SecretSet {
+        Self::build(secrets).unwrap_or_else(|(names, too_short, err)| SecretSet {
+            inner: Arc::new(Inner {
+                state: State::Failed(err.to_string()),
+                patterns: Vec::new(),
+                names,
+                too_short,
+                marker: marker_brackets(secrets),
+            }),
+        })
+    }
+
+    /// As [`SecretSet::new`], but an automaton that cannot be built is an error.
+    pub fn try_new(secrets: &[(&str, &[u8])]) -> Result<SecretSet, BuildError> {
+        Self::build(secrets).map_err(|(_, _, err)| err)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn build(
+        secrets: &[(&str, &[u8])],
+    ) -> Result<SecretSet, (Vec<String>, Vec<String>, BuildError)> {
+        let list = PatternList::new(secrets);
+        let state = if list.patterns.is_empty() {
+            State::Empty
+        } else {
+            let refs: Vec<&[u8]> = list.patterns.iter().map(|p| p.bytes.as_slice()).collect();
+            match Engine::build(&refs) {
+                Ok(engine) => State::Ready(Box::new(engine)),
+                Err(err) => return Err((list.names, list.too_short, err)),
+            }
+        };
+        Ok(SecretSet {
+            inner: Arc::new(Inner {
+                state,
+                patterns: list.patterns.iter().map(|p| p.info).collect(),
+                names: list.names,
+                too_short: list.too_short,
+                marker: marker_brackets(secrets),
+            }),
+        })
+    }
+
+    /// Why the automaton could not be built, for a set that fails closed.
+    pub fn build_error(&self) -> Option<&str> {
+        match &self.inner.state {
+            State::Failed(err) => Some(err),
+            _ => None,
+        }
+    }
+
+    /// Names of the secrets whose values are too short (under [`MIN_SECRET_LEN`] bytes) to be
+    /// looked for; callers should refuse them.
+    pub fn too_short(&self) -> &[String] {
+        &self.inner.too_short
+    }
+
+    /// True when nothing is looked for (no secret, or all too short).
+    pub fn is_empty(&self) -> bool {
+        matches!(self.inner.state, State::Empty)
+    }
+
+    /// How many distinct patterns (forms of values) are looked for.
+    pub fn pattern_count(&self) -> usize {
+        self.inner.patterns.len()
+    }
+
+    /// The length of the longest pattern: the most a [`Redactor`] ever holds back, plus one.
+    pub fn longest_pattern(&self) -> usize {
+        match &self.inner.state {
+            State::Ready(engine) => engine.max_len(),
+            _ => 0,
+        }
+    }
+
+    /// Whether the automaton is a DFA (small sets) rather than the compact NFA (large ones).
+    pub fn is_dfa(&self) -> bool {
+        matches!(&self.inner.state, State::Ready(engine) if engine.is_dfa())
+    }
+
+    /// Heap memory used by the automaton, in bytes.
+    pub fn memory_usage(&self) -> usize {
+        match &self.inner.state {
+            State::Ready(engine) => engine.memory_usage(),
+            _ => 0,
+        }
+    }
+
+    /// Scan everything `reader` yields (streaming). First hit, if any; reading stops there.
+    pub fn scan_reader(&self, reader: &mut dyn Read) -> io::Result<Option<Hit>> {
+        let mut scanner = self.scanner();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => return Ok(None),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if let Some(hit) = scanner.first_in(&buf[..n]) {
+                return Ok(Some(hit));
+            }
+        }
+    }
+
+    /// Scan everything `reader` yields; every distinct (secret, form) found, in the order
+    /// first found.
+    pub fn scan_reader_all(&self, reader: &mut dyn Read) -> io::Result<Vec<Hit>> {
+        let mut scanner = self.scanner();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match reader.read(&mut buf) {
+                Ok(0) => return Ok(scanner.hits),
+                Ok(n) => {
+                    scanner.feed(&buf[..n]);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// First hit in `bytes`, if any.
+    pub fn scan_bytes(&self, bytes: &[u8]) -> Option<Hit> {
+        self.scanner().first_in(bytes)
+    }
+
+    /// A streaming scanner: feed it chunks as they come (from an async stream, say).
+    pub fn scanner(&self) -> Scanner {
+        let sid = match &self.inner.state {
+            State::Ready(engine) => engine.start(),
+            _ => StateID::default(),
+        };
+        Scanner {
+            inner: self.inner.clone(),
+            sid,
+            hits: Vec::new(),
+        }
+    }
+
+    /// A redactor for one output stream.
+    pub fn redactor(&self) -> Redactor {
+        Redactor::new(self.inner.clone())
+    }
+}
+
+/// The patterns of a set, in pattern-ID order: every form of every scannable value, minus
+/// the short ones and the duplicates (the first secret and form to produce one keeps it).
+pub(crate) struct PatternList {
+    pub(crate) names: Vec<String>,
+    pub(crate) too_short: Vec<String>,
+    pub(crate) patterns: Vec<Pattern>,
+}
+
+pub(crate) struct Pattern {
+    pub(crate) info: PatternInfo,
+    pub(crate) bytes: zeroize::Zeroizing<Vec<u8>>,
+}
+
+impl PatternList {
+    pub(crate) fn new(secrets: &[(&str, &[u8])]) -> PatternList {
+        let mut names = Vec::new();
+        let mut too_short = Vec::new();
+        let mut candidates = Vec::new();
+        for (name, value) in secrets {
+            if value.len() < MIN_SECRET_LEN {
+                too_short.push(name.to_string());
+                continue;
+            }
+            let secret = names.len() as u32;
+            names.push(name.to_string());
+            for (form, bytes) in patterns::forms(value) {
+                candidates.push(Pattern {
+                    info: PatternInfo {
+                        secret,
+                        form,
+                        len: bytes.len() as u32,
+                    },
+                    bytes: zeroize::Zeroizing::new(bytes),
+                });
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        let keep: Vec<bool> = candidates
+            .iter()
+            .map(|c| c.bytes.len() >= MIN_SECRET_LEN && seen.insert(c.bytes.as_slice()))
+            .collect();
+        drop(seen);
+        let mut keep = keep.into_iter();
+        candidates.retain(|_| keep.next().unwrap_or(false));
+        PatternList {
+            names,
+            too_short,
+            patterns: candidates,
+        }
+    }
+}
+
+impl Inner {
+    fn hit(&self, pattern: aho_corasick::PatternID) -> Hit {
+        let info = self.patterns[pattern.as_usize()];
+        Hit {
+            secret: self.names[info.secret as usize].clone(),
+            form: info.form,
+        }
+    }
+
+    fn failed_hit(&self) -> Hit {
+        Hit {
+            secret: self.names.first().cloned().unwrap_or_default(),
+            form: "unscannable",
+        }
+    }
+}
+
+/// Scans a stream chunk by chunk; a value split across chunks is found like any other.
+pub struct Scanner {
+    inner: Arc<Inner>,
+    sid: StateID,
+    hits: Vec<Hit>,
+}
+
+impl Scanner {
+    /// Scan the next chunk of the stream. Returns the first hit in this chunk, if any; every
+    /// distinct hit so far is kept in [`Scanner::hits`].
+    pub fn feed(&mut self, chunk: &[u8]) -> Option<Hit> {
+        let inner = &*self.inner;
+        let engine = match &inner.state {
+            State::Empty => return None,
+            State::Failed(_) => {
+                let hit = inner.failed_hit();
+                if self.hits.is_empty() {
+                    self.hits.push(hit.clone());
+                }
+                return Some(hit);
+            }
+            State::Ready(engine) => engine,
+        };
+        let hits = &mut self.hits;
+        let mut first = None;
+        with_automaton!(engine, aut => walk(aut, engine.max_len(), &mut self.sid, chunk, |sid, _| {
+            for pid in engine::matches(aut, sid) {
+                let hit = inner.hit(pid);
+                if first.is_none() {
+                    first = Some(hit.clone());
+                }
+                if !hits.contains(&hit) {
+                    hits.push(hit);
+                }
+            }
+            false
+        }));
+        first
+    }
+
+    /// The first hit in `chunk`, stopping there (the scanner is then mid-chunk: only for
+    /// callers that stop at the first hit).
+    fn first_in(&mut self, chunk: &[u8]) -> Option<Hit> {
+        let inner = &*self.inner;
+        let engine = match &inner.state {
+            State::Empty => return None,
+            State::Failed(_) => return Some(inner.failed_hit()),
+            State::Ready(engine) => engine,
+        };
+        let mut found = None;
+        with_automaton!(engine, aut => walk(aut, engine.max_len(), &mut self.sid, chunk, |sid, _| {
+            found = engine::matches(aut, sid).next();
+            true
+        }));
+        found.map(|pid| inner.hit(pid))
+    }
+
+    /// Every distinct (secret, form) found so far, in the order first found.
+    pub fn hits(&self) -> &[Hit] {
+        &self.hits
+    }
+
+    /// Forget the stream so far (state and hits): the next chunk starts a new stream.
+    pub fn reset(&mut self) {
+        if let State::Ready(engine) = &self.inner.state {
+            self.sid = engine.start();
+        }
+        self.hits.clear();
+    }
+}

@@ -1,0 +1,9 @@
+//! airlock's integration tests: one binary, one module per feature, all driving the real
+//! `airlock` binary against the real Docker engine and the real age format.
+
+mod harness;
+
+mod env_check;
+mod images;
+mod run;
+mod secrets;

@@ -1,0 +1,650 @@
+//! `airlock run` end to end against the real engine: the two phases, the boundary, the
+//! record, the patch, and cleanup however a run ends.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::harness::{docker, tiny_image, Root, Test};
+
+/// A secret value long and unusual enough that finding it anywhere is a leak.
+pub const SECRET: &str = "s3cr3t-Zq8vK2pLmN4xW7yT";
+
+/// A config root with the tiny image, an age identity and one secret (made with the real
+/// `age` CLI), plus a workspace folder.
+pub struct Fixture {
+    pub root: Root,
+    pub identity: PathBuf,
+    pub ws: PathBuf,
+}
+
+impl Fixture {
+    pub fn new() -> Fixture {
+        tiny_image();
+        let root = Root::new();
+        let identity = root.path().join("home/identity.txt");
+        let out = Command::new("age-keygen")
+            .arg("-o")
+            .arg(&identity)
+            .output()
+            .expect("age-keygen");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let public = String::from_utf8_lossy(&out.stderr)
+            .trim()
+            .trim_start_matches("Public key: ")
+            .to_string();
+        root.write("secrets/recipients.txt", format!("{public}\n"));
+        let ws = root.path().join("ws");
+        std::fs::create_dir(&ws).unwrap();
+        Fixture { root, identity, ws }
+    }
+
+    /// Store a secret with the age CLI (`age -a -R secrets/recipients.txt`).
+    pub fn secret(&self, name: &str, value: &[u8]) {
+        let mut child = Command::new("age")
+            .args(["-a", "-R"])
+            .arg(self.root.path().join("secrets/recipients.txt"))
+            .arg("-o")
+            .arg(self.root.path().join(format!("secrets/{name}.age")))
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(value).unwrap();
+        assert!(child.wait().unwrap().success());
+    }
+
+    pub fn env(&self, name: &str, yaml: &str) {
+        self.root.write(&format!("envs/{name}.yaml"), yaml);
+    }
+
+    pub fn ws_file(&self, rel: &str, contents: impl AsRef<[u8]>) {
+        let p = self.ws.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, contents).unwrap();
+    }
+
+    pub fn out(&self) -> PathBuf {
+        self.root.path().join("out")
+    }
+
+    /// `airlock run ENV -w ws --out out -- COMMAND...`
+    pub fn run(&self, env: &str, command: &[&str]) -> Test {
+        self.run_with(env, &[], command)
+    }
+
+    /// `airlock run ENV -w ws --out out FLAGS... -- COMMAND...`
+    pub fn run_with(&self, env: &str, flags: &[&str], command: &[&str]) -> Test {
+        Test::new()
+            .root(&self.root)
+            .env("AIRLOCK_IDENTITY", &self.identity)
+            .args(["run", env, "-w"])
+            .arg(&self.ws)
+            .arg("--out")
+            .arg(self.out())
+            .args(flags)
+            .arg("--")
+            .args(command)
+    }
+
+    pub fn report(&self) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.out().join("report.json")).expect("report.json");
+        serde_json::from_str(&text).unwrap()
+    }
+
+    pub fn record_file(&self, name: &str) -> Vec<u8> {
+        std::fs::read(self.out().join(name)).unwrap_or_default()
+    }
+}
+
+/// No container, network or volume of this run is left.
+#[track_caller]
+pub fn assert_run_gone(run_id: &str) {
+    let filter = format!("label=airlock.run={run_id}");
+    let left = [
+        docker(&["ps", "-aq", "--filter", &filter]),
+        docker(&["network", "ls", "-q", "--filter", &filter]),
+        docker(&["volume", "ls", "-q", "--filter", &filter]),
+    ]
+    .concat();
+    assert!(
+        left.trim().is_empty(),
+        "run {run_id} left objects behind:\n{left}"
+    );
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+const TINY: &str = "image: tiny\n";
+
+#[test]
+fn hello_runs_both_phases_and_records_a_patch_that_applies() {
+    let f = Fixture::new();
+    f.env(
+        "t",
+        "image: tiny\nsetup: |\n  echo setting up\n  echo generated > from-setup.txt\n",
+    );
+    f.ws_file("keep.txt", "unchanged\n");
+    f.ws_file("edit.txt", "before\n");
+    f.ws_file("remove.txt", "bye\n");
+    f.ws_file("tool.sh", "#!/bin/sh\necho tool\n");
+    std::fs::write(f.ws.join("bin.dat"), [0u8, 159, 146, 150]).unwrap();
+    let script = "echo after > edit.txt; rm remove.txt; echo new > new.txt; chmod +x tool.sh; \
+                  printf '\\001\\002\\000' > bin.dat; mv keep.txt kept.txt; cat from-setup.txt; echo agent says hi";
+    let out = f.run("t", &["sh", "-c", script]).run().success();
+    out.stderr()
+        .contains("setup | setting up")
+        .then_some(())
+        .expect("setup output is shown live");
+    let out = out
+        .stderr_has("agent | generated")
+        .stderr_has("agent | agent says hi");
+    let report = f.report();
+    assert_eq!(report["outcome"], "succeeded", "{report:#}");
+    assert_eq!(report["agent"]["exit_code"], 0);
+    assert_eq!(report["setup"]["exit_code"], 0);
+    assert_eq!(report["network"]["agent"], "none");
+    let run_id = report["run_id"].as_str().unwrap().to_string();
+    assert!(contains(&f.record_file("setup.log"), b"setting up"));
+    assert!(contains(&f.record_file("agent.log"), b"agent says hi"));
+    drop(out);
+
+    // The patch takes a copy of the original workspace to the agent's final state.
+    let patch = f.out().join("changes.patch");
+    let copy = f.root.path().join("copy");
+    std::fs::create_dir(&copy).unwrap();
+    for e in std::fs::read_dir(&f.ws).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), copy.join(e.file_name())).unwrap();
+    }
+    let st = Command::new("git")
+        .arg("apply")
+        .arg(&patch)
+        .current_dir(&copy)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "git apply failed: {}\n{}",
+        String::from_utf8_lossy(&st.stderr),
+        String::from_utf8_lossy(&std::fs::read(&patch).unwrap())
+    );
+    assert_eq!(
+        std::fs::read_to_string(copy.join("edit.txt")).unwrap(),
+        "after\n"
+    );
+    assert!(!copy.join("remove.txt").exists());
+    assert_eq!(
+        std::fs::read_to_string(copy.join("new.txt")).unwrap(),
+        "new\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(copy.join("kept.txt")).unwrap(),
+        "unchanged\n"
+    );
+    assert!(!copy.join("keep.txt").exists());
+    assert_eq!(
+        std::fs::read(copy.join("bin.dat")).unwrap(),
+        vec![1u8, 2, 0]
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert!(
+        std::fs::metadata(copy.join("tool.sh"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o111
+            != 0
+    );
+    // What setup made is not the agent's change.
+    assert!(!copy.join("from-setup.txt").exists());
+    // The host workspace itself was never touched.
+    assert_eq!(
+        std::fs::read_to_string(f.ws.join("edit.txt")).unwrap(),
+        "before\n"
+    );
+    assert_run_gone(&run_id);
+}
+
+#[test]
+fn the_agent_commands_exit_code_is_airlocks() {
+    let f = Fixture::new();
+    f.env("t", TINY);
+    f.run("t", &["sh", "-c", "exit 7"]).run().code(7);
+    assert_eq!(f.report()["outcome"], "failed");
+    assert_run_gone(f.report()["run_id"].as_str().unwrap());
+}
+
+#[test]
+fn a_failing_setup_stops_the_run_before_the_agent_phase() {
+    let f = Fixture::new();
+    f.env(
+        "t",
+        "image: tiny\nsetup: |\n  echo one\n  false\n  echo never\n",
+    );
+    let out = f
+        .run("t", &["sh", "-c", "echo agent ran"])
+        .run()
+        .code(80)
+        .stderr_has("setup failed");
+    assert!(
+        !out.stderr().contains("agent ran") && !out.stderr().contains("never"),
+        "{}",
+        out.stderr()
+    );
+    let r = f.report();
+    assert_eq!(r["outcome"], "setup_failed");
+    assert!(r["agent"]["started"].is_null());
+    assert_run_gone(r["run_id"].as_str().unwrap());
+}
+
+#[test]
+fn a_setup_pipeline_failure_fails_setup_pipefail() {
+    let f = Fixture::new();
+    f.env("t", "image: tiny\nsetup: |\n  false | cat\n  echo after\n");
+    f.run("t", &["true"]).run().code(80);
+}
+
+#[test]
+fn secrets_reach_setup_only_and_never_the_agent_phase() {
+    let f = Fixture::new();
+    f.secret("API_TOKEN", SECRET.as_bytes());
+    f.env(
+        "t",
+        "image: tiny\nsecrets: [API_TOKEN]\nsetup: |\n  test \"${#API_TOKEN}\" -eq 23\n  echo \"setup sees $API_TOKEN\"\n  echo \"$API_TOKEN\" | base64\n  echo \"checked\" > setup-ok\n",
+    );
+    // The agent looks everywhere it can and writes what it finds into the workspace, so the
+    // patch (never redacted) would carry the secret out if it were anywhere.
+    let hunt = "{ env; cat /proc/*/environ; cat /proc/*/cmdline; ls -la /run /tmp /airlock 2>&1; \
+                cat /airlock/* 2>&1; find / -xdev -type f 2>/dev/null | grep -v '^/proc' | xargs cat 2>/dev/null; \
+                ls /var/run/docker.sock 2>&1; } > dump.txt 2>&1; wc -c dump.txt";
+    let out = f.run("t", &["sh", "-c", hunt]).run().success();
+    let out = out
+        .never_prints(SECRET.as_bytes())
+        .stderr_has("setup | setup sees [redacted:API_TOKEN]");
+    drop(out);
+    let patch = f.record_file("changes.patch");
+    assert!(
+        contains(&patch, b"dump.txt"),
+        "the hunt's findings are in the patch"
+    );
+    assert!(
+        !contains(&patch, SECRET.as_bytes()),
+        "the agent phase found the secret"
+    );
+    for file in ["setup.log", "agent.log", "report.json", "changes.patch"] {
+        assert!(
+            !contains(&f.record_file(file), SECRET.as_bytes()),
+            "{file} holds the secret"
+        );
+    }
+    assert!(contains(
+        &f.record_file("setup.log"),
+        b"[redacted:API_TOKEN]"
+    ));
+    let r = f.report();
+    assert_eq!(r["secrets"], serde_json::json!(["API_TOKEN"]));
+    assert_eq!(r["outcome"], "succeeded");
+}
+
+#[test]
+fn docker_inspect_and_engine_state_never_hold_a_secret() {
+    let f = Fixture::new();
+    f.secret("API_TOKEN", SECRET.as_bytes());
+    f.env(
+        "t",
+        "image: tiny\nsecrets: [API_TOKEN]\nsetup: |\n  sleep 3\n",
+    );
+    let mut child = f
+        .run_with("t", &["--keep"], &["sleep", "3"])
+        .command()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut inspected = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        for id in containers_of(pid) {
+            if let Ok(out) = Command::new("docker").args(["inspect", &id]).output() {
+                assert!(
+                    !contains(&out.stdout, SECRET.as_bytes()),
+                    "docker inspect shows the secret"
+                );
+                if !out.stdout.is_empty() && !inspected.contains(&id) {
+                    inspected.push(id.clone());
+                }
+            }
+            for file in ["config.v2.json", "hostconfig.json"] {
+                let p = Path::new("/var/lib/docker/containers").join(&id).join(file);
+                if let Ok(data) = std::fs::read(&p) {
+                    assert!(
+                        !contains(&data, SECRET.as_bytes()),
+                        "{} holds the secret",
+                        p.display()
+                    );
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(child.wait().unwrap().success());
+    assert!(
+        inspected.len() >= 2,
+        "inspected both phases' containers: {inspected:?}"
+    );
+    let run_id = f.report()["run_id"].as_str().unwrap().to_string();
+    Test::new()
+        .args(["gc", "--kept", &run_id])
+        .run()
+        .success()
+        .stdout_has(&run_id);
+    assert_run_gone(&run_id);
+}
+
+/// Containers whose airlock.owner label names process `pid`.
+fn containers_of(pid: u32) -> Vec<String> {
+    let out = docker(&[
+        "ps",
+        "-a",
+        "--no-trunc",
+        "--filter",
+        "label=airlock.managed",
+        "--format",
+        "{{.ID}} {{.Label \"airlock.owner\"}}",
+    ]);
+    out.lines()
+        .filter(|l| l.contains(&format!(":{pid}:")))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn setup_reaches_a_test_server_and_the_agent_phase_does_not() {
+    let f = Fixture::new();
+    let listener = TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let server = std::thread::spawn(move || {
+        let mut hits = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(40);
+        while Instant::now() < deadline && hits.len() < 2 {
+            match listener.accept() {
+                Ok((mut s, _)) => {
+                    s.set_nonblocking(false).unwrap();
+                    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                    let mut buf = String::new();
+                    let _ = s.read_to_string(&mut buf);
+                    hits.push(buf);
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+        hits
+    });
+    // The host is this run's network gateway; setup hands its address to the agent phase.
+    f.env(
+        "t",
+        &format!(
+            "image: tiny\nsetup: |\n  gw=$(ip route | awk '/default/ {{print $3}}')\n  echo from-setup | nc -w 3 $gw {port}\n  echo GW=$gw >> $AIRLOCK_ENV\n"
+        ),
+    );
+    let agent = format!("ip route; ip addr; if echo from-agent | nc -w 3 $GW {port}; then echo REACHED; else echo BLOCKED; fi");
+    let out = f
+        .run("t", &["sh", "-c", &agent])
+        .run()
+        .success()
+        .stderr_has("agent | BLOCKED");
+    assert!(!out.stderr().contains("REACHED"));
+    let hits = server.join().unwrap();
+    assert_eq!(
+        hits.iter().filter(|h| h.contains("from-setup")).count(),
+        1,
+        "setup reached the server: {hits:?}"
+    );
+    assert!(
+        !hits.iter().any(|h| h.contains("from-agent")),
+        "the agent phase reached the server: {hits:?}"
+    );
+}
+
+#[test]
+fn only_declared_things_cross_the_boundary() {
+    let f = Fixture::new();
+    f.env(
+        "t",
+        "image: tiny\nenv:\n  PLAIN: visible\npersist: [/opt/deps]\nsetup: |\n  mkdir -p /opt/deps /opt/other\n  echo dep > /opt/deps/lib.txt\n  echo no > /opt/other/x\n  echo no > /etc/setup-was-here\n  echo ws > in-ws.txt\n  export EXPORTED=lost\n  echo HANDED=over >> $AIRLOCK_ENV\n  printf 'MULTI<<EOF\\nline one\\nline two\\nEOF\\n' >> $AIRLOCK_ENV\n",
+    );
+    let check = "cat /opt/deps/lib.txt in-ws.txt; ls /opt/other /etc/setup-was-here 2>&1; \
+                 echo \"PLAIN=$PLAIN HANDED=$HANDED EXPORTED=${EXPORTED:-unset}\"; echo \"$MULTI\"; \
+                 id -u; touch /opt/deps/agent-can-write && echo writable";
+    f.run("t", &["sh", "-c", check])
+        .run()
+        .success()
+        .stderr_has("agent | dep")
+        .stderr_has("agent | ws")
+        .stderr_has("agent | ls: /opt/other: No such file or directory")
+        .stderr_has("agent | ls: /etc/setup-was-here: No such file or directory")
+        .stderr_has("agent | PLAIN=visible HANDED=over EXPORTED=unset")
+        .stderr_has("agent | line one")
+        .stderr_has("agent | line two")
+        .stderr_has("agent | 1000")
+        .stderr_has("agent | writable");
+    let r = f.report();
+    let vars: Vec<&str> = r["boundary"]["variables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(vars, ["PLAIN", "HANDED", "MULTI"]);
+    let paths: Vec<&str> = r["boundary"]["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["/workspace", "/opt/deps"]);
+}
+
+#[test]
+fn a_secret_in_what_crosses_refuses_the_run_naming_secret_and_place() {
+    let cases = [
+        ("persisted file", "mkdir -p /opt/deps; echo \"token=$API_TOKEN\" > /opt/deps/conf", "file /opt/deps/conf"),
+        ("git config", "git_dir=.git; mkdir -p $git_dir; echo \"url = https://x:$API_TOKEN@example.invalid\" >> $git_dir/config", "file /workspace/.git/config"),
+        ("AIRLOCK_ENV", "echo \"TOKEN_COPY=$API_TOKEN\" >> $AIRLOCK_ENV", "$AIRLOCK_ENV"),
+        ("base64", "echo \"$API_TOKEN\" | base64 > enc.txt", "file /workspace/enc.txt"),
+        ("file name", "touch \"name-$API_TOKEN\"", "the name of /workspace/name-"),
+        ("symlink target", "ln -s \"/x/$API_TOKEN\" link", "the link target of /workspace/link"),
+    ];
+    for (what, script, place) in cases {
+        let f = Fixture::new();
+        std::fs::create_dir(f.ws.join(".git")).unwrap();
+        f.secret("API_TOKEN", SECRET.as_bytes());
+        f.env(
+            "t",
+            &format!(
+                "image: tiny\nsecrets: [API_TOKEN]\npersist: [/opt/deps]\nsetup: |\n  {script}\n"
+            ),
+        );
+        let out = f.run("t", &["sh", "-c", "echo AGENT-RAN"]).run().code(81);
+        let out = out
+            .stderr_has("secret API_TOKEN")
+            .stderr_has(place)
+            .never_prints(SECRET.as_bytes());
+        assert!(
+            !out.stderr().contains("AGENT-RAN"),
+            "{what}: the agent phase ran"
+        );
+        let r = f.report();
+        assert_eq!(r["outcome"], "boundary_refused", "{what}");
+        assert!(r["agent"]["started"].is_null(), "{what}");
+        assert!(!contains(&f.record_file("report.json"), SECRET.as_bytes()));
+        assert_run_gone(r["run_id"].as_str().unwrap());
+    }
+}
+
+#[test]
+fn git_is_read_only_to_the_agent_phase() {
+    let f = Fixture::new();
+    f.ws_file(".git/config", "[core]\n");
+    f.ws_file(".git/HEAD", "ref: refs/heads/main\n");
+    f.ws_file("a.txt", "a\n");
+    let attack = "chmod -R 777 .git 2>/dev/null && echo CHMOD-OK; echo x >> .git/config 2>/dev/null && echo WRITE-OK; \
+                  rm -rf .git 2>/dev/null; ls .git/config && echo STILL-THERE; mkdir .git/hooks 2>/dev/null && echo MKDIR-OK; \
+                  echo b > a.txt";
+    let out = f.run("t", &["sh", "-c", attack]);
+    f.env("t", TINY);
+    let out = out.run().success().stderr_has("agent | STILL-THERE");
+    for bad in ["CHMOD-OK", "WRITE-OK", "MKDIR-OK"] {
+        assert!(!out.stderr().contains(bad), "{bad}: {}", out.stderr());
+    }
+    let patch = String::from_utf8(f.record_file("changes.patch")).unwrap();
+    assert!(
+        patch.contains("a/a.txt") && !patch.contains(".git/"),
+        "{patch}"
+    );
+}
+
+#[test]
+fn an_agent_timeout_is_reported_and_cleaned_up() {
+    let f = Fixture::new();
+    f.env("t", "image: tiny\nlimits:\n  agent_timeout: 2s\n");
+    f.run("t", &["sleep", "60"]).run().code(124);
+    let r = f.report();
+    assert_eq!(r["outcome"], "timed_out");
+    assert_eq!(r["agent"]["timed_out"], true);
+    assert_run_gone(r["run_id"].as_str().unwrap());
+}
+
+/// Start a run whose agent phase sleeps, wait until its agent container runs, and return
+/// the child and the run id.
+fn start_sleeping_run(f: &Fixture) -> (std::process::Child, String) {
+    f.env("t", TINY);
+    let mut child = f
+        .run("t", &["sleep", "60"])
+        .command()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = docker(&[
+            "ps",
+            "--filter",
+            "label=airlock.phase=agent",
+            "--format",
+            "{{.Label \"airlock.owner\"}} {{.Label \"airlock.run\"}}",
+        ]);
+        if let Some(line) = out.lines().find(|l| l.contains(&format!(":{pid}:"))) {
+            return (child, line.split_whitespace().nth(1).unwrap().to_string());
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before its agent phase started"
+        );
+        assert!(Instant::now() < deadline, "the agent phase never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn ctrl_c_and_sigterm_stop_the_run_remove_everything_and_record_it() {
+    for (signal, code) in [
+        (nix::sys::signal::Signal::SIGINT, 130),
+        (nix::sys::signal::Signal::SIGTERM, 143),
+    ] {
+        let f = Fixture::new();
+        let (mut child, run_id) = start_sleeping_run(&f);
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(code), "{signal}");
+        let r = f.report();
+        assert_eq!(r["outcome"], "interrupted");
+        assert_eq!(r["run_id"], run_id.as_str());
+        assert_run_gone(&run_id);
+    }
+}
+
+#[test]
+fn kill_9_leaves_only_what_gc_removes_and_gc_spares_live_runs() {
+    let f = Fixture::new();
+    let (mut child, run_id) = start_sleeping_run(&f);
+    // A second, live run: gc must not touch it.
+    let live = Fixture::new();
+    let (mut live_child, live_id) = start_sleeping_run(&live);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let left = docker(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=airlock.run={run_id}"),
+    ]);
+    assert!(
+        !left.trim().is_empty(),
+        "a killed run leaves its containers (gc's job)"
+    );
+    Test::new()
+        .args(["gc", "--dry-run"])
+        .run()
+        .success()
+        .stdout_has(&format!("would remove container airlock-{run_id}-agent"));
+    Test::new().args(["gc"]).run().success().stdout_has(&run_id);
+    assert_run_gone(&run_id);
+    let still = docker(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=airlock.run={live_id}"),
+    ]);
+    assert!(
+        !still.trim().is_empty(),
+        "gc removed a live run's container"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(live_child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    live_child.wait().unwrap();
+    assert_run_gone(&live_id);
+}
+
+#[test]
+fn keep_then_shell_opens_the_final_state_offline() {
+    let f = Fixture::new();
+    f.env("t", TINY);
+    f.run_with(
+        "t",
+        &["--keep"],
+        &["sh", "-c", "echo final > state.txt; exit 3"],
+    )
+    .run()
+    .code(3)
+    .stderr_has("airlock shell");
+    let run_id = f.report()["run_id"].as_str().unwrap().to_string();
+    Test::new()
+        .args(["shell", &run_id])
+        .stdin("cat /workspace/state.txt; id -u; ip route | wc -l\n")
+        .run()
+        .success()
+        .stdout_has("final")
+        .stdout_has("1000");
+    Test::new()
+        .args(["gc", "--kept", &run_id])
+        .run()
+        .success()
+        .stdout_has(&run_id);
+    assert_run_gone(&run_id);
+}
