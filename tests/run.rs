@@ -118,11 +118,11 @@ pub fn assert_run_gone(run_id: &str) {
     );
 }
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
+pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 
-const TINY: &str = "image: tiny\n";
+pub const TINY: &str = "image: tiny\n";
 
 #[test]
 fn hello_runs_both_phases_and_records_a_patch_that_applies() {
