@@ -318,15 +318,32 @@ fn extract(
     Ok(())
 }
 
+/// `git apply` confined to the workspace. Without the ceiling, a workspace that is a folder
+/// inside a larger repository makes git read the patch's paths from the repository's top and
+/// silently skip every one outside the current folder: a "successful" apply that wrote
+/// nothing. With it, git finds the workspace's own `.git` if it has one and otherwise works
+/// like `patch`, relative to the workspace.
+fn git_apply(workspace: &Path) -> Command {
+    let mut git = Command::new("git");
+    git.arg("apply")
+        .current_dir(workspace)
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .env_remove("GIT_INDEX_FILE");
+    if let Some(parent) = workspace.parent() {
+        git.env("GIT_CEILING_DIRECTORIES", parent);
+    }
+    git
+}
+
 /// Apply a patch to the host workspace with `git apply` (which refuses paths outside the
 /// tree and writes through no symlink), after checking that it touches no `.git` folder.
 pub fn apply(workspace: &Path, patch_file: &Path) -> Result<(), PatchError> {
-    let numstat = Command::new("git")
-        .arg("apply")
+    let workspace = &std::path::absolute(workspace)?;
+    let numstat = git_apply(workspace)
         .arg("--numstat")
         .arg("-z")
         .arg(patch_file)
-        .current_dir(workspace)
         .output()?;
     if !numstat.status.success() {
         return Err(PatchError::Git {
@@ -349,11 +366,9 @@ pub fn apply(workspace: &Path, patch_file: &Path) -> Result<(), PatchError> {
             });
         }
     }
-    let out = Command::new("git")
-        .arg("apply")
+    let out = git_apply(workspace)
         .arg("--whitespace=nowarn")
         .arg(patch_file)
-        .current_dir(workspace)
         .output()?;
     if !out.status.success() {
         return Err(PatchError::Git {

@@ -648,3 +648,111 @@ fn keep_then_shell_opens_the_final_state_offline() {
         .stdout_has(&run_id);
     assert_run_gone(&run_id);
 }
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@t.invalid"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn apply_writes_the_agents_changes_into_the_host_workspace() {
+    let f = Fixture::new();
+    f.env("t", TINY);
+    f.ws_file("edit.txt", "before\n");
+    f.ws_file("gone.txt", "bye\n");
+    git(&f.ws, &["init", "-q"]);
+    git(&f.ws, &["add", "-A"]);
+    git(&f.ws, &["commit", "-qm", "start"]);
+    f.run_with(
+        "t",
+        &["--apply"],
+        &[
+            "sh",
+            "-c",
+            "echo after > edit.txt; rm gone.txt; mkdir d; echo n > d/new.txt",
+        ],
+    )
+    .run()
+    .success();
+    assert_eq!(f.report()["patch"]["applied"], true);
+    assert_eq!(
+        std::fs::read_to_string(f.ws.join("edit.txt")).unwrap(),
+        "after\n"
+    );
+    assert!(!f.ws.join("gone.txt").exists());
+    assert_eq!(
+        std::fs::read_to_string(f.ws.join("d/new.txt")).unwrap(),
+        "n\n"
+    );
+    // The host repository's history is untouched: the changes are in the work tree only.
+    assert_eq!(git(&f.ws, &["rev-list", "--count", "HEAD"]).trim(), "1");
+    let status = git(&f.ws, &["status", "--porcelain"]);
+    assert!(status.contains(" M edit.txt"), "{status}");
+    assert!(status.contains(" D gone.txt"), "{status}");
+}
+
+/// A workspace that is a folder inside a larger repository: `git apply` run there would
+/// take the patch's paths as relative to the repository's top and silently skip them.
+#[test]
+fn apply_works_in_a_workspace_that_is_a_subfolder_of_a_repository() {
+    let f = Fixture::new();
+    f.env("t", TINY);
+    f.ws_file("top.txt", "top\n");
+    f.ws_file("sub/edit.txt", "before\n");
+    git(&f.ws, &["init", "-q"]);
+    git(&f.ws, &["add", "-A"]);
+    git(&f.ws, &["commit", "-qm", "start"]);
+    let sub = f.ws.join("sub");
+    Test::new()
+        .root(&f.root)
+        .env("AIRLOCK_IDENTITY", &f.identity)
+        .args(["run", "t", "--apply", "-w"])
+        .arg(&sub)
+        .arg("--out")
+        .arg(f.out())
+        .args(["--", "sh", "-c", "echo after > edit.txt; echo n > new.txt"])
+        .run()
+        .success();
+    assert_eq!(f.report()["patch"]["applied"], true);
+    assert_eq!(
+        std::fs::read_to_string(sub.join("edit.txt")).unwrap(),
+        "after\n"
+    );
+    assert_eq!(std::fs::read_to_string(sub.join("new.txt")).unwrap(), "n\n");
+    assert!(!f.ws.join("edit.txt").exists() && !f.ws.join("new.txt").exists());
+    assert_eq!(
+        std::fs::read_to_string(f.ws.join("top.txt")).unwrap(),
+        "top\n"
+    );
+}
+
+#[test]
+fn json_prints_the_report_and_nothing_else_on_stdout() {
+    let f = Fixture::new();
+    f.env("t", TINY);
+    let out = f
+        .run_with(
+            "t",
+            &["--json"],
+            &["sh", "-c", "printf 'to-the-%s\\n' log; exit 4"],
+        )
+        .run()
+        .code(4);
+    let printed: serde_json::Value = serde_json::from_str(&out.stdout())
+        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}", out.stdout()));
+    assert_eq!(printed, f.report());
+    assert_eq!(printed["outcome"], "failed");
+    assert_eq!(printed["agent"]["exit_code"], 4);
+    assert!(!out.stdout().contains("to-the-log"));
+    assert!(out.stderr().contains("agent | to-the-log"));
+}
