@@ -169,3 +169,87 @@ fn resolve_names_and_paths() {
     let err = resolve(Some(&root), "base.yaml").unwrap_err();
     assert!(err.fix.as_deref().unwrap().contains("`base`"), "{err}");
 }
+
+mod properties {
+    //! The loader against arbitrary input: it never panics, every refusal names the file (and
+    //! a line inside it when it gives one), and any valid variable map survives the trip
+    //! through YAML unchanged.
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    const VALID: &str = "image: tiny\nenv:\n  A: one\n  B: \"two\"\nsecrets: [TOKEN]\n\
+                         setup: |\n  echo hi\npersist:\n  - /opt/x\nagent:\n  network: off\n  \
+                         user: \"1000:1000\"\nlimits:\n  memory: 64m\n  pids: 10\n";
+
+    fn check(text: &str) {
+        match load_text(text) {
+            Ok(env) => assert!(!env.image.is_empty()),
+            Err(e) => {
+                assert!(
+                    e.file.as_deref().is_some_and(|f| f.ends_with("t.yaml")),
+                    "{e}"
+                );
+                assert!(!e.message.is_empty());
+                if let Some(line) = e.line {
+                    assert!(
+                        line >= 1 && line <= text.lines().count() + 1,
+                        "line {line}: {e}"
+                    );
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_text_gives_an_environment_or_an_error_naming_the_file(text in "\\PC{0,200}") {
+            check(&text);
+        }
+
+        #[test]
+        fn a_damaged_valid_file_never_panics(
+            at in 0usize..VALID.len(),
+            cut in any::<bool>(),
+            byte in prop::sample::select(b": -\n\"'[]{}|>&*!%@`#\t".to_vec()),
+        ) {
+            let mut text = VALID.as_bytes().to_vec();
+            if cut {
+                text.truncate(at);
+            } else {
+                text[at] = byte;
+            }
+            check(&String::from_utf8_lossy(&text));
+        }
+
+        #[test]
+        fn any_variable_map_is_read_back_as_written(
+            vars in prop::collection::btree_map(
+                "[A-Z_][A-Z0-9_]{0,12}",
+                "(\\PC|\n|\t| ){0,40}",
+                0..6,
+            )
+        ) {
+            let vars: BTreeMap<String, String> =
+                vars.into_iter().filter(|(k, _)| !k.starts_with("AIRLOCK_")).collect();
+            let doc = serde_yaml::to_string(&serde_yaml::Value::Mapping(
+                [
+                    ("image".into(), "tiny".into()),
+                    (
+                        "env".into(),
+                        serde_yaml::Value::Mapping(
+                            vars.iter().map(|(k, v)| (k.as_str().into(), v.as_str().into())).collect(),
+                        ),
+                    ),
+                ]
+                .into_iter()
+                .collect(),
+            ))
+            .unwrap();
+            let env = load_text(&doc).unwrap_or_else(|e| panic!("{e}\n{doc}"));
+            prop_assert_eq!(env.env, vars);
+        }
+    }
+}
