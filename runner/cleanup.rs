@@ -5,6 +5,12 @@
 //! when it ends, however it ends ([`remove_run`]). When the airlock process itself dies
 //! (kill -9, power loss) its objects stay behind; [`gc`] finds them and removes those whose
 //! owner process is no longer alive on this host, and never touches a live run's.
+//!
+//! `gc` looks only at objects that carry a run id. `airlock.managed=true` alone is not enough:
+//! a container inherits its image's labels, and airlock's images carry that label, so the
+//! engine's own step containers during an image build (and any container someone starts
+//! from an airlock image by hand) have it too, with no run and no owner. Those are not a dead
+//! run's leftovers; removing them would break a build in progress.
 
 use std::time::Duration;
 
@@ -121,7 +127,7 @@ pub async fn gc(
     let mut doomed = Vec::new();
     for o in objects {
         let run = o.labels.get(labels::RUN).map(String::as_str).unwrap_or("");
-        if !runs.is_empty() && !runs.iter().any(|r| r == run) {
+        if run.is_empty() || !runs.is_empty() && !runs.iter().any(|r| r == run) {
             continue;
         }
         let owner = o

@@ -5,6 +5,12 @@
 //! redacted, capped at [`LOG_CAP`] bytes each) and `changes.patch`. The folder is created and
 //! checked for writability before any container starts, and the report is written however
 //! the run ends.
+//!
+//! The report is first written when the run starts, with the outcome `incomplete` and no exit
+//! code, and brought up to date as the run goes (after setup, after the boundary) before its
+//! final version replaces it. An airlock killed outright (kill -9, power loss) can't finish
+//! its record; what it leaves is still a record of the run, saying how far it got and that it
+//! never ended, with the run id `airlock gc RUN-ID` needs.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -145,6 +151,9 @@ impl CappedLog {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
+    /// Not ended: the run is still going, or airlock was killed before it could say how the
+    /// run ended (then `airlock gc RUN-ID` removes what it left).
+    Incomplete,
     /// The agent command exited 0.
     Succeeded,
     /// The agent command exited non-zero.
@@ -204,7 +213,8 @@ pub struct Report {
     pub run_id: String,
     pub airlock_version: &'static str,
     pub outcome: Outcome,
-    pub exit_code: i32,
+    /// airlock's exit code; none while the run is [`Outcome::Incomplete`].
+    pub exit_code: Option<i32>,
     pub error: Option<String>,
     pub environment: EnvironmentReport,
     pub image: Option<ImageReport>,

@@ -84,11 +84,22 @@ pub async fn execute(root: &ConfigRoot, task: Task, opts: Options) -> Finished {
             )
         }
     };
+    // The record exists from the start: if airlock is killed outright, it still names the
+    // run and says it never ended.
+    if let Err(e) = record.write_report(&report) {
+        return finish(
+            None,
+            report,
+            Outcome::ConfigError,
+            exit::CONFIG_ERROR,
+            Some(e.to_string()),
+        );
+    }
     let signal = wait_for_signal();
     tokio::pin!(signal);
     let prepared = tokio::select! {
         r = prepare(root, &task, &opts) => r,
-        sig = &mut signal => return finish(Some(&record), report, Outcome::Interrupted, signal_exit(sig), Some(format!("interrupted by {sig} before any container started"))),
+        sig = &mut signal => return finish(Some(&record), report, Outcome::Interrupted, signal_exit(sig), Some(format!("interrupted by {sig} before the setup phase started"))),
     };
     let ctx = match prepared {
         Ok(ctx) => ctx,
@@ -101,6 +112,7 @@ pub async fn execute(root: &ConfigRoot, task: Task, opts: Options) -> Finished {
         reference: ctx.image.reference.clone(),
         id: ctx.image.id.clone(),
     });
+    checkpoint(&record, &report);
 
     let names = RunNames {
         run_id: run_id.clone(),
@@ -113,9 +125,15 @@ pub async fn execute(root: &ConfigRoot, task: Task, opts: Options) -> Finished {
             Err(sig)
         }
     };
-    // However it ended: remove what the run made (kept objects stay).
-    for e in cleanup::remove_run(&ctx.engine, &run_id).await {
-        console::note(format!("cleanup: {e}"));
+    // However it ended: remove what the run made (kept objects stay). When that fails (the
+    // engine went away), one line says what is left and how to remove it later.
+    let left = cleanup::remove_run(&ctx.engine, &run_id).await;
+    if let Some(first) = left.first() {
+        let why = first.to_string();
+        let why = why.lines().next().unwrap_or_default();
+        console::note(format!(
+            "cleanup: could not remove everything run {run_id} made ({why}); `airlock gc {run_id}` removes it once the engine answers"
+        ));
     }
     let (outcome, code, message) = match ended {
         Ok(Ok((outcome, code))) => (outcome, code, None),
@@ -331,6 +349,7 @@ async fn phases(
     .await
     .map_err(engine_err)?;
     report.setup = end.report.clone();
+    checkpoint(record, report);
     if end.timed_out || end.exited.code != 0 {
         let why = if end.timed_out {
             format!(
@@ -391,6 +410,7 @@ async fn phases(
     report.boundary.paths = crossing.paths.clone();
     report.boundary.variables = crossing.variables.iter().map(|(k, _)| k.clone()).collect();
     report.setup_changed = patch::changed_by_setup(&packed.manifest, &crossing.workspace);
+    checkpoint(record, report);
 
     // Agent phase.
     let mut spec = agent::spec(
@@ -482,8 +502,8 @@ fn initial_report(run_id: &str, task: &Task, opts: &Options) -> Report {
     Report {
         run_id: run_id.to_string(),
         airlock_version: env!("CARGO_PKG_VERSION"),
-        outcome: Outcome::InternalError,
-        exit_code: exit::INTERNAL_ERROR,
+        outcome: Outcome::Incomplete,
+        exit_code: None,
         error: None,
         environment: record::EnvironmentReport {
             name: task.env.name.clone(),
@@ -517,7 +537,7 @@ fn finish(
     message: Option<String>,
 ) -> Finished {
     report.outcome = outcome;
-    report.exit_code = code;
+    report.exit_code = Some(code);
     report.error = message;
     report.finished = Some(record::timestamp(SystemTime::now()));
     if let Some(record) = record {
@@ -529,6 +549,15 @@ fn finish(
         report,
         exit_code: code,
         record_dir: record.map(|r| r.dir().to_path_buf()),
+    }
+}
+
+/// Bring the record's report up to date while the run is still going (its outcome stays
+/// `incomplete`), so a killed airlock leaves a record of how far the run got. A failed write
+/// doesn't stop the run: the final write will say so.
+fn checkpoint(record: &Record, report: &Report) {
+    if let Err(e) = record.write_report(report) {
+        tracing::debug!("could not update the report: {e}");
     }
 }
 

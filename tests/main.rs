@@ -4,6 +4,7 @@
 mod harness;
 
 mod env_check;
+mod faults;
 mod images;
 mod run;
 mod secrets;

@@ -23,7 +23,9 @@
 //! dynamic loader or a shell behaves before any command runs (`LD_*`, `BASH_ENV`, `ENV`,
 //! `BASH_FUNC_*`, `IFS`, ...) are refused; values must be UTF-8 without NUL bytes. Each error
 //! names the line, says what is wrong and how to fix it, and never quotes a value (values
-//! written during the setup phase may hold secrets).
+//! written during the setup phase may hold secrets). A value too long for a process
+//! environment (see [`crate::environment::MAX_VAR_LEN`]) is refused here too: the agent
+//! container could not even start, and that would look like the agent's command failing.
 
 use std::collections::HashMap;
 
@@ -79,6 +81,17 @@ pub enum EnvFileError {
         "$AIRLOCK_ENV line {line}: contains a NUL byte, which no environment variable can hold"
     )]
     Nul { line: usize },
+
+    #[error(
+        "$AIRLOCK_ENV line {line}: the value of `{name}` is {bytes} bytes, too long for an \
+         environment variable (`NAME=value` must stay under 128 KiB); put the data in a file \
+         under the workspace or a persist path and pass its path instead"
+    )]
+    TooLong {
+        line: usize,
+        name: String,
+        bytes: usize,
+    },
 }
 
 /// Names refused: `(name, is a prefix, why)`.
@@ -136,6 +149,13 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<(String, String)>, EnvFileError> {
             }
             _ => return Err(EnvFileError::MissingAssignment { line: n }),
         };
+        if !crate::environment::var_fits(name, &value) {
+            return Err(EnvFileError::TooLong {
+                line: n,
+                name: name.to_string(),
+                bytes: value.len(),
+            });
+        }
         match index.get(name) {
             Some(&i) => vars[i].1 = value,
             None => {

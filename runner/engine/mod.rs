@@ -25,6 +25,17 @@ pub enum EngineError {
         #[source]
         source: bollard::errors::Error,
     },
+    /// The engine was reachable, then the connection broke or was refused mid-run (the
+    /// engine stopped or restarted, its socket went away). Told apart from [`EngineError::Api`]
+    /// so the message says what happened in words, not as the HTTP client's error chain.
+    #[error("lost the connection to the Docker engine while {doing}: {cause}\n  fix: check that the engine is running (e.g. `systemctl status docker`) and reachable through DOCKER_HOST; `airlock gc RUN-ID` removes what a run left once it answers again")]
+    Lost {
+        doing: String,
+        /// The innermost cause (e.g. `Connection refused (os error 111)`).
+        cause: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
     #[error("Docker engine error while {doing}: {source}")]
     Api {
         doing: String,
@@ -38,11 +49,45 @@ pub enum EngineError {
 impl EngineError {
     /// Wrap an API error with what airlock was doing when it happened.
     pub fn api(doing: impl Into<String>, source: bollard::errors::Error) -> Self {
-        EngineError::Api {
-            doing: doing.into(),
-            source,
+        let doing = doing.into();
+        match connection_failure(&source) {
+            Some(cause) => EngineError::Lost {
+                doing,
+                cause,
+                source,
+            },
+            None => EngineError::Api { doing, source },
         }
     }
+}
+
+/// When `e` is the connection to the engine failing (refused, reset, closed, its socket
+/// gone) rather than the engine answering with an error: the innermost cause, as text.
+fn connection_failure(e: &bollard::errors::Error) -> Option<String> {
+    use bollard::errors::Error as B;
+    use std::io::ErrorKind;
+    let mut connect = matches!(e, B::HyperLegacyError { err } if err.is_connect());
+    // `IOError` is transparent: its io::Error is not in the `source()` chain, so start there.
+    let mut innermost: &dyn std::error::Error = e;
+    let mut cause: Option<&dyn std::error::Error> = match e {
+        B::IOError { err } => Some(err),
+        _ => Some(e),
+    };
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            connect |= matches!(
+                io.kind(),
+                ErrorKind::ConnectionRefused
+                    | ErrorKind::ConnectionReset
+                    | ErrorKind::ConnectionAborted
+                    | ErrorKind::NotConnected
+                    | ErrorKind::BrokenPipe
+            );
+        }
+        innermost = c;
+        cause = c.source();
+    }
+    connect.then(|| innermost.to_string())
 }
 
 /// A connection to the engine, version-negotiated and checked with a ping.
@@ -86,5 +131,35 @@ impl Engine {
     /// Where the engine was reached (for messages and reports).
     pub fn host(&self) -> &str {
         &self.host
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_broken_connection_is_told_apart_from_an_engine_answer() {
+        let refused = bollard::errors::Error::IOError {
+            err: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+        };
+        let err = EngineError::api("waiting for container x", refused);
+        assert!(matches!(err, EngineError::Lost { .. }), "{err}");
+        assert!(err.to_string().starts_with("lost the connection"), "{err}");
+        assert!(err.to_string().contains("fix: "), "{err}");
+        let answer = bollard::errors::Error::DockerResponseServerError {
+            status_code: 500,
+            message: "boom".into(),
+        };
+        let err = EngineError::api("starting container x", answer);
+        assert!(matches!(err, EngineError::Api { .. }), "{err}");
+        // An I/O error that is not about the connection (a file vanished) is not "lost".
+        let other = bollard::errors::Error::IOError {
+            err: std::io::Error::from(std::io::ErrorKind::NotFound),
+        };
+        assert!(matches!(
+            EngineError::api("uploading", other),
+            EngineError::Api { .. }
+        ));
     }
 }

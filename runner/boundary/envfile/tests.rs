@@ -185,6 +185,31 @@ fn non_utf8_and_nul() {
 }
 
 #[test]
+fn values_too_long_for_an_environment_are_refused_at_their_line() {
+    let max = crate::environment::MAX_VAR_LEN;
+    // `A=` + value must stay under the kernel's limit (which counts a NUL).
+    let fits = format!("A={}\n", "v".repeat(max - 3));
+    assert_eq!(parse(fits.as_bytes()).unwrap()[0].1.len(), max - 3);
+    let over = format!("OK=1\nA={}\n", "v".repeat(max - 2));
+    assert_eq!(
+        parse(over.as_bytes()).map(|v| v.len()).unwrap_err(),
+        EnvFileError::TooLong {
+            line: 2,
+            name: "A".into(),
+            bytes: max - 2
+        }
+    );
+    let lines = "line\n".repeat(max / 5 + 1);
+    let heredoc = format!("B<<EOF\n{lines}EOF\n");
+    let err = parse(heredoc.as_bytes()).map(|v| v.len()).unwrap_err();
+    assert!(
+        matches!(err, EnvFileError::TooLong { line: 1, ref name, .. } if name == "B"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("128 KiB"), "{err}");
+}
+
+#[test]
 fn errors_do_not_quote_values() {
     let err = parse(b"K<<E\nhunter2-secret\n").unwrap_err();
     assert!(!err.to_string().contains("hunter2"), "{err}");

@@ -2,8 +2,15 @@
 
 use super::super::error::{shown, Fail};
 
-/// The kernel's limit on one `NAME=value` string in a process environment (MAX_ARG_STRLEN).
+/// The kernel's limit on one `NAME=value` string in a process environment (MAX_ARG_STRLEN),
+/// its terminating NUL included: `NAME=value` itself must be shorter than this.
 pub const MAX_VAR_LEN: usize = 128 * 1024;
+
+/// Whether `NAME=value` fits in a process environment: at exactly [`MAX_VAR_LEN`] bytes the
+/// NUL the kernel counts tips it over, and `exec` fails with "argument list too long".
+pub fn var_fits(name: &str, value: &str) -> bool {
+    name.len() + 1 + value.len() < MAX_VAR_LEN
+}
 
 /// Variables that the shell or the dynamic loader read as instructions. A secret with one of
 /// these names would change how every command in the setup phase runs (or leak through it),
@@ -91,7 +98,7 @@ pub fn var_value(name: &str, value: &str) -> Result<String, Fail> {
                 .fix("remove the \\0: a process environment cannot hold NUL bytes"),
         );
     }
-    if name.len() + 1 + value.len() > MAX_VAR_LEN {
+    if !var_fits(name, value) {
         return Err(Fail::new(format!("the value of {name} is {} bytes long", value.len()))
             .fix("keep it under 128 KiB (the kernel's limit for one variable); put large data in a file instead"));
     }
@@ -219,6 +226,9 @@ mod tests {
         assert_eq!(var_value("A", "x y").unwrap(), "x y");
         assert!(var_value("A", "a\0b").unwrap_err().message.contains("NUL"));
         assert!(var_value("A", &"x".repeat(MAX_VAR_LEN)).is_err());
+        // `A=` + value + the kernel's NUL: 128 KiB at most.
+        assert!(var_value("A", &"x".repeat(MAX_VAR_LEN - 3)).is_ok());
+        assert!(var_value("A", &"x".repeat(MAX_VAR_LEN - 2)).is_err());
     }
 
     #[test]
