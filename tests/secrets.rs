@@ -360,6 +360,13 @@ fn invalid_names_are_refused_and_write_nothing() {
             .code(CONFIG)
             .stderr_has("invalid secret name");
     }
+    // Names the setup phase relies on: refused with a way forward, as `env check` does.
+    for name in ["PATH", "HOME", "LD_PRELOAD", "BASH_FUNC_X", "AIRLOCK_ENV"] {
+        set(&root, name, b"a-long-enough-value")
+            .code(CONFIG)
+            .stderr_has(&format!("a secret named {name} would replace"))
+            .stderr_has(&format!("MY_{name}"));
+    }
     assert_eq!(snapshot(&root.path().join("secrets")), before);
     assert!(!root.path().join("x.age").exists());
     let ids = find_identities(Some(&identity)).unwrap();

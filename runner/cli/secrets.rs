@@ -176,7 +176,7 @@ fn set(g: &Globals, args: SetArgs) -> anyhow::Result<i32> {
         )
         .into());
     }
-    secrets::validate_name(&args.name)?;
+    secrets::validate_new_name(&args.name)?;
     let store = store(g)?;
     let mut value = match &args.from_file {
         Some(path) => secrets::input::read_file(&args.name, path)?,
@@ -263,7 +263,7 @@ fn short_reason(err: &SecretError) -> &'static str {
         SecretError::WrongIdentity { .. } => "not encrypted to your key",
         SecretError::Passphrase { .. } => "passphrase-encrypted",
         SecretError::Corrupt { .. } => "damaged or not an age file",
-        SecretError::InvalidName { .. } => "invalid name",
+        SecretError::InvalidName { .. } | SecretError::ReservedName { .. } => "invalid name",
         _ => "unreadable",
     }
 }

@@ -26,7 +26,9 @@ use serde::de::{Deserialize, DeserializeSeed};
 use sha2::{Digest, Sha256};
 
 pub use error::{display_path, EnvError};
-pub use values::{is_name, show_duration, show_size, var_fits, MAX_VAR_LEN, WORKSPACE};
+pub use values::{
+    is_name, is_reserved_secret_name, show_duration, show_size, var_fits, MAX_VAR_LEN, WORKSPACE,
+};
 
 use crate::root::ConfigRoot;
 use error::{did_you_mean, shown};

@@ -57,6 +57,11 @@ pub enum SecretError {
     InvalidName { name: String },
 
     #[error(
+        "a secret named {name} would replace a variable the shell, the dynamic loader or airlock          relies on in the setup phase (PATH, HOME, IFS, BASH_ENV, LD_*, BASH_FUNC_*, AIRLOCK_*, …);          rename it, e.g. MY_{name}, and use it from the setup script by that name"
+    )]
+    ReservedName { name: String },
+
+    #[error(
         "secret {name} not found: there is no {}; create it with `airlock secrets set {name}` \
          (the value is read from standard input)",
         path.display()

@@ -76,6 +76,19 @@ pub fn validate_name(name: &str) -> Result<(), SecretError> {
     }
 }
 
+/// What `set` asks of a name: valid, and not one the setup phase relies on (`PATH`,
+/// `LD_PRELOAD`, …), which the environment loader would never let a task use. (Reading and
+/// removing only need [`validate_name`], so such a file made earlier can still be removed.)
+pub fn validate_new_name(name: &str) -> Result<(), SecretError> {
+    validate_name(name)?;
+    if crate::environment::is_reserved_secret_name(name) {
+        return Err(SecretError::ReservedName {
+            name: name.to_string(),
+        });
+    }
+    Ok(())
+}
+
 /// Refuse a value shorter than [`MIN_VALUE_LEN`] or longer than [`MAX_VALUE_LEN`].
 pub fn validate_value(name: &str, value: &[u8]) -> Result<(), SecretError> {
     if value.len() < MIN_VALUE_LEN {

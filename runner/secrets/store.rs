@@ -232,7 +232,7 @@ impl Store {
     /// atomically (a failure leaves the old file whole). Refuses invalid names and values
     /// shorter than [`super::MIN_VALUE_LEN`].
     pub fn set(&self, name: &str, value: &[u8]) -> Result<SetOutcome, SecretError> {
-        super::validate_name(name)?;
+        super::validate_new_name(name)?;
         super::validate_value(name, value)?;
         let _lock = self.lock()?;
         let recipients = self.recipients()?;

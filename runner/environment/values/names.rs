@@ -31,6 +31,16 @@ pub const SHADOWED: &[&str] = &[
     "PS4",
 ];
 
+/// Whether a secret may not have this name: the [`SHADOWED`] variables, the `LD_*` and
+/// `BASH_FUNC_*` families, and airlock's own `AIRLOCK_*`. `airlock secrets set` and the
+/// environment loader both ask this, so a secret that could never be used is never stored.
+pub fn is_reserved_secret_name(name: &str) -> bool {
+    SHADOWED.contains(&name)
+        || name.starts_with("LD_")
+        || name.starts_with("BASH_FUNC_")
+        || name.starts_with("AIRLOCK_")
+}
+
 /// `[A-Za-z_][A-Za-z0-9_]*`
 fn is_identifier(name: &str, upper_only: bool) -> bool {
     let mut chars = name.chars();
@@ -79,7 +89,7 @@ pub fn secret_name(name: &str) -> Result<(), Fail> {
         ))
         .fix("rename the secret, e.g. without the AIRLOCK_ prefix"));
     }
-    if SHADOWED.contains(&name) || name.starts_with("LD_") || name.starts_with("BASH_FUNC_") {
+    if is_reserved_secret_name(name) {
         return Err(Fail::new(format!(
             "a secret named {name} would replace a variable the shell or the dynamic loader relies on"
         ))
