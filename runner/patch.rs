@@ -7,7 +7,8 @@
 //! versions of the changed paths are committed as one tree, the agent's final versions as
 //! another, and `git diff --binary -M` between them gives new, deleted, renamed, binary and
 //! mode changes in the form `git apply` takes, against the original workspace.
-//! Symlinks are written into the staging tree as links and never followed. A hard link (the
+//! Symlinks are written into the staging tree as links and never followed, and no
+//! `.gitattributes` in the tree changes what is staged or how it is shown. A hard link (the
 //! agent phase may make them: `ln`, `cp -l`) is written as a copy of the file it links to,
 //! so the patch shows the linked path with that content; the engine's archive sends only the
 //! first path of a linked file with data, so a link whose target is unchanged takes a second
@@ -216,6 +217,16 @@ impl StagingGit {
                 stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
             });
         }
+        // The staged trees may hold a `.gitattributes` the agent phase wrote. Its attributes
+        // would rewrite what is staged (`text`/`eol`: line endings, `ident`: `$Id$`,
+        // `working-tree-encoding`) or turn every diff into an unreadable binary one (`-diff`,
+        // `binary`), so the patch would no longer be the agent's bytes, readably. This file
+        // takes precedence over any in-tree one: no conversion, and binary detection by content.
+        std::fs::create_dir_all(g.dir.join("info"))?;
+        std::fs::write(
+            g.dir.join("info/attributes"),
+            "* -text -ident -filter -working-tree-encoding !diff !eol !crlf\n",
+        )?;
         Ok(g)
     }
 

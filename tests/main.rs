@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod attacks;
 mod env_check;
 mod images;
 mod run;
