@@ -39,11 +39,14 @@ pub struct Record {
 impl Record {
     /// Create the folder and prove it writable (a probe file is written, synced and removed),
     /// so a full disk or a read-only folder fails the run before anything starts.
+    /// The folder is kept as an absolute path: the run compares it with workspace paths (to
+    /// leave it out of the copy) and `--apply` hands it to git running in the workspace.
     pub fn create(dir: &Path) -> Result<Record, RecordError> {
         let unusable = |source| RecordError::Unusable {
             dir: dir.to_path_buf(),
             source,
         };
+        let dir = &std::path::absolute(dir).map_err(unusable)?;
         std::fs::create_dir_all(dir).map_err(unusable)?;
         let probe = dir.join(".probe");
         let mut f = File::create(&probe).map_err(unusable)?;

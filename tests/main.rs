@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod attacks;
 mod env_check;
 mod faults;
 mod images;
