@@ -38,7 +38,7 @@ pub enum PatchError {
     Git { args: String, stderr: String },
     #[error(transparent)]
     Engine(#[from] crate::engine::EngineError),
-    #[error("refused to apply {}: it touches `{path}`, and --apply never writes under a .git folder or outside the workspace\n  fix: read the patch and apply what you want of it by hand", patch.display())]
+    #[error("refused to apply {}: it touches `{path}`, and --apply never writes under a .git folder, into .airlock/ or outside the workspace\n  fix: read the patch and apply what you want of it by hand", patch.display())]
     Refused { patch: PathBuf, path: String },
     #[error("git apply could not apply {} to {}:\n{stderr}\n  fix: did the workspace change while the run ran? the patch is kept: apply it by hand (git apply --3way PATCH)", patch.display(), workspace.display())]
     Apply {
@@ -60,14 +60,18 @@ pub fn changed_by_setup(original: &Manifest, boundary: &Manifest) -> Vec<String>
     original
         .entries
         .iter()
-        .filter(|(p, e)| !matches!(e, crate::workspace::Entry::Dir) && !has_git_component(p))
+        .filter(|(p, e)| !matches!(e, crate::workspace::Entry::Dir) && !is_private(p))
         .filter(|(p, e)| boundary.entries.get(*p) != Some(e))
         .map(|(p, _)| String::from_utf8_lossy(p).into_owned())
         .collect()
 }
 
-fn has_git_component(p: &[u8]) -> bool {
-    p.split(|&b| b == b'/').any(|c| c == b".git")
+/// Paths the patch never carries and `--apply` never writes: any `.git` folder (the agent
+/// could plant hooks or config that run on the host), and the workspace's top-level
+/// `.airlock/` (where run records live when the workspace is the config root: an agent must
+/// not be able to plant or rewrite them).
+fn is_private(p: &[u8]) -> bool {
+    p.split(|&b| b == b'/').any(|c| c == b".git") || p == b".airlock" || p.starts_with(b".airlock/")
 }
 
 /// Build the patch of the stopped agent container `agent_id` against the original workspace.
@@ -91,7 +95,7 @@ pub async fn build(
     let mut changed: Vec<Vec<u8>> = boundary
         .changed(&after)
         .into_iter()
-        .filter(|p| !has_git_component(p))
+        .filter(|p| !is_private(p))
         .collect();
     changed = drop_ignored(original, changed)?;
     if changed.is_empty() {
@@ -413,7 +417,7 @@ pub fn apply(workspace: &Path, patch_file: &Path) -> Result<(), PatchError> {
     // rename or copy: every NUL-separated field's last tab-separated part is a path or empty.
     for field in numstat.stdout.split(|&b| b == 0) {
         let path = field.rsplit(|&b| b == b'\t').next().unwrap_or(field);
-        if has_git_component(path)
+        if is_private(path)
             || path.starts_with(b"/")
             || path.split(|&b| b == b'/').any(|c| c == b"..")
         {
@@ -575,6 +579,11 @@ mod tests {
                 true,
             ),
             (
+                "a forged run record",
+                |_| new_file(".airlock/runs/x/report.json", "{}"),
+                true,
+            ),
+            (
                 "parent component",
                 |_| new_file("../outside/escaped.txt", "x"),
                 true,
@@ -609,7 +618,9 @@ mod tests {
             if ours {
                 assert!(matches!(err, PatchError::Refused { .. }), "{what}: {msg}");
                 assert!(
-                    msg.contains("never writes under a .git folder or outside the workspace"),
+                    msg.contains(
+                        "never writes under a .git folder, into .airlock/ or outside the workspace"
+                    ),
                     "{what}: {msg}"
                 );
             } else {

@@ -556,7 +556,7 @@ ls -la"#
 }
 
 #[test]
-fn a_git_folder_the_agent_makes_never_reaches_the_host() {
+fn a_git_folder_or_run_record_the_agent_makes_never_reaches_the_host() {
     let f = Fixture::new();
     hostile_env(&f, "tiny", "echo setup done");
     f.ws_file("a.txt", "a\n");
@@ -571,6 +571,7 @@ cp .git/config sub/.git/config
 cp .git/hooks/post-checkout sub/.git/hooks/post-checkout
 echo 'gitdir: /tmp/elsewhere' > sub2/.git
 cp .git/config deep/er/.git/config
+mkdir -p .airlock/runs/forged && echo '{"outcome":"succeeded"}' > .airlock/runs/forged/report.json
 echo changed > a.txt"#;
     let out = f
         .run_with("t", &["--apply"], &["sh", "-c", attack])
@@ -583,6 +584,11 @@ echo changed > a.txt"#;
         !patch.contains(".git"),
         "the patch names a .git path:\n{patch}"
     );
+    assert!(
+        !patch.contains(".airlock"),
+        "the patch forges a run record:\n{patch}"
+    );
+    assert!(!f.ws.join(".airlock").exists());
     assert_eq!(ws_text(&f, "a.txt"), "changed\n");
     for git in [".git", "sub/.git", "sub2/.git", "deep/er/.git"] {
         assert!(
