@@ -462,6 +462,7 @@ fn a_secret_in_what_crosses_refuses_the_run_naming_secret_and_place() {
         ("git config", "git_dir=.git; mkdir -p $git_dir; echo \"url = https://x:$API_TOKEN@example.invalid\" >> $git_dir/config", "file /workspace/.git/config"),
         ("AIRLOCK_ENV", "echo \"TOKEN_COPY=$API_TOKEN\" >> $AIRLOCK_ENV", "$AIRLOCK_ENV"),
         ("base64", "echo \"$API_TOKEN\" | base64 > enc.txt", "file /workspace/enc.txt"),
+        ("hex", "printf %s \"$API_TOKEN\" | od -A n -v -t x1 | tr -d ' \\n' > hex.txt", "file /workspace/hex.txt"),
         ("file name", "touch \"name-$API_TOKEN\"", "the name of /workspace/name-"),
         ("symlink target", "ln -s \"/x/$API_TOKEN\" link", "the link target of /workspace/link"),
     ];
@@ -490,6 +491,28 @@ fn a_secret_in_what_crosses_refuses_the_run_naming_secret_and_place() {
         assert!(!contains(&f.record_file("report.json"), SECRET.as_bytes()));
         assert_run_gone(r["run_id"].as_str().unwrap());
     }
+}
+
+/// A value with characters that URLs escape, written into a URL the way a setup script
+/// building a registry URL would (`curl`'s `--data-urlencode`, Python's `quote`).
+#[test]
+fn a_url_encoded_secret_in_what_crosses_refuses_the_run() {
+    let f = Fixture::new();
+    f.secret("DB_PASSWORD", b"p@ss/w0rd+key=long");
+    f.env(
+        "t",
+        "image: tiny\nsecrets: [DB_PASSWORD]\nsetup: |\n  \
+         enc=$(printf %s \"$DB_PASSWORD\" | sed 's/@/%40/g; s#/#%2F#g; s/+/%2B/g; s/=/%3D/g')\n  \
+         echo \"url = postgres://app:$enc@db.invalid/app\" > db.conf\n",
+    );
+    f.run("t", &["true"])
+        .run()
+        .code(81)
+        .stderr_has("secret DB_PASSWORD")
+        .stderr_has("url-encoded")
+        .stderr_has("file /workspace/db.conf")
+        .never_prints(b"p@ss/w0rd+key=long");
+    assert_eq!(f.report()["outcome"], "boundary_refused");
 }
 
 #[test]
