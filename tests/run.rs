@@ -341,7 +341,28 @@ fn docker_inspect_and_engine_state_never_hold_a_secret() {
         inspected.len() >= 2,
         "inspected both phases' containers: {inspected:?}"
     );
-    let run_id = f.report()["run_id"].as_str().unwrap().to_string();
+    let report = f.report();
+    let run_id = report["run_id"].as_str().unwrap().to_string();
+    // No image layer holds it: the run's image, saved whole, and no image made by the run.
+    let image = report["image"]["id"]
+        .as_str()
+        .expect("image id in the report");
+    let saved = Command::new("docker")
+        .args(["save", image])
+        .output()
+        .unwrap();
+    assert!(saved.status.success() && saved.stdout.len() > 1024);
+    assert!(
+        !contains(&saved.stdout, SECRET.as_bytes()),
+        "an image layer holds the secret"
+    );
+    let made = docker(&[
+        "images",
+        "-q",
+        "--filter",
+        &format!("label=airlock.run={run_id}"),
+    ]);
+    assert!(made.trim().is_empty(), "the run made images: {made}");
     Test::new()
         .args(["gc", "--kept", &run_id])
         .run()
