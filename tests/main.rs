@@ -4,6 +4,8 @@
 mod harness;
 
 mod env_check;
+mod exhaust;
 mod images;
+mod network;
 mod run;
 mod secrets;

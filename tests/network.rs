@@ -1,0 +1,1 @@
+//! The agent phase's network: nothing but its own loopback.
