@@ -11,7 +11,10 @@ use airlock::record::LOG_CAP;
 use crate::run::{assert_run_gone, contains, Fixture, SECRET};
 
 fn run_id(report: &serde_json::Value) -> String {
-    report["run_id"].as_str().expect("report has a run id").to_string()
+    report["run_id"]
+        .as_str()
+        .expect("report has a run id")
+        .to_string()
 }
 
 /// The value of `KEY=<number>` in a log.
@@ -163,10 +166,13 @@ fn filling_tmp_stops_at_its_size_and_the_run_completes() {
 fn a_process_ignoring_sigterm_is_killed_after_the_grace_period() {
     let f = Fixture::new();
     f.env("t", "image: tiny\nlimits:\n  agent_timeout: 3s\n");
-    f.run("t", &["sh", "-c", "trap '' TERM; echo ignoring TERM; sleep 1000"])
-        .run()
-        .code(124)
-        .stderr_has("agent | ignoring TERM");
+    f.run(
+        "t",
+        &["sh", "-c", "trap '' TERM; echo ignoring TERM; sleep 1000"],
+    )
+    .run()
+    .code(124)
+    .stderr_has("agent | ignoring TERM");
     let r = f.report();
     assert_eq!(r["outcome"], "timed_out", "{r:#}");
     assert_eq!(r["agent"]["timed_out"], true);
