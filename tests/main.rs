@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod concurrency;
 mod env_check;
 mod exhaust;
 mod images;
