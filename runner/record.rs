@@ -161,6 +161,11 @@ pub enum Outcome {
     Succeeded,
     /// The agent command exited non-zero.
     Failed,
+    /// The agent command exited non-zero after the kernel's OOM killer ended a process of
+    /// the agent phase (it hit `limits.memory`). Told apart from `failed` so a script can
+    /// raise the limit instead of reading the command's logs; the exit code is still the
+    /// command's (137 when the command itself was the one killed).
+    OutOfMemory,
     SetupFailed,
     BoundaryRefused,
     TimedOut,

@@ -358,8 +358,13 @@ async fn phases(
             )
         } else {
             format!(
-                "setup failed: its script exited with code {}",
-                end.exited.code
+                "setup failed: its script exited with code {}{}",
+                end.exited.code,
+                if end.exited.oom_killed {
+                    format!(" after running out of memory: {}", oom_note(env))
+                } else {
+                    String::new()
+                }
             )
         };
         return Err((
@@ -472,6 +477,17 @@ async fn phases(
         return Ok((Outcome::TimedOut, exit::TIMED_OUT));
     }
     let code = end.exited.code.clamp(0, 255) as i32;
+    if code != 0 && end.exited.oom_killed {
+        return Err((
+            Outcome::OutOfMemory,
+            code,
+            format!(
+                "the agent command exited with code {code} after running out of memory: {}\n  fix: raise limits.memory in {}, or make the command use less",
+                oom_note(env),
+                env.path.display()
+            ),
+        ));
+    }
     Ok((
         if code == 0 {
             Outcome::Succeeded
@@ -480,6 +496,16 @@ async fn phases(
         },
         code,
     ))
+}
+
+/// What an OOM kill means, naming the limit that was hit.
+fn oom_note(env: &Environment) -> String {
+    let limit = env
+        .limits
+        .memory
+        .map(crate::environment::show_size)
+        .unwrap_or_else(|| "unlimited".into());
+    format!("the kernel's OOM killer ended a process at the phase's memory limit (limits.memory: {limit})")
 }
 
 /// A tar putting each CA file at /airlock/ca/<name>.

@@ -4,8 +4,11 @@
 mod harness;
 
 mod attacks;
+mod concurrency;
 mod env_check;
+mod exhaust;
 mod faults;
 mod images;
+mod network;
 mod run;
 mod secrets;
