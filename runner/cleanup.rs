@@ -62,12 +62,16 @@ pub fn owner_alive(owner: &str) -> bool {
 
 /// Remove every object of one run: containers first (they hold the volumes and the network).
 /// Errors are collected, not fatal: as much as possible goes.
-pub async fn remove_run(engine: &Engine, run_id: &str) -> Vec<EngineError> {
+///
+/// `settled` says the run's own requests all came back. When it is false (the run was
+/// interrupted, or the engine failed mid-request), a create request may still be in flight
+/// and land after the first listing, so a second pass follows a short pause. A run that
+/// ended normally pays for one listing only.
+pub async fn remove_run(engine: &Engine, run_id: &str, settled: bool) -> Vec<EngineError> {
     let filter = vec![format!("{}={run_id}", labels::RUN)];
     let mut errors = Vec::new();
-    // Twice: a create request in flight when a run is interrupted can land after the first
-    // listing.
-    for pass in 0..2 {
+    let passes = if settled { 1 } else { 2 };
+    for pass in 0..passes {
         if pass == 1 {
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
@@ -89,13 +93,21 @@ fn is_kept(o: &Object) -> bool {
     o.labels.get(labels::KEPT).is_some_and(|v| v == "true")
 }
 
-async fn remove_all(engine: &Engine, mut objects: Vec<Object>) -> Vec<EngineError> {
-    objects.sort_by_key(|o| o.kind);
+/// Containers first, all at once; then networks and volumes, all at once (a volume or
+/// network in use by a container can't go, and nothing else orders them).
+async fn remove_all(engine: &Engine, objects: Vec<Object>) -> Vec<EngineError> {
+    let (containers, rest): (Vec<Object>, Vec<Object>) = objects
+        .into_iter()
+        .partition(|o| o.kind == ObjectKind::Container);
     let mut errors = Vec::new();
-    for o in &objects {
-        if let Err(e) = engine.remove_object(o).await {
-            errors.push(e);
-        }
+    for group in [containers, rest] {
+        let removals = group.iter().map(|o| engine.remove_object(o));
+        errors.extend(
+            futures_util::future::join_all(removals)
+                .await
+                .into_iter()
+                .filter_map(Result::err),
+        );
     }
     errors
 }

@@ -95,6 +95,50 @@ pub fn note(message: impl std::fmt::Display) {
     let _ = writeln!(std::io::stderr().lock(), "airlock | {message}");
 }
 
+/// Run `work`, showing a spinner with `message()` (refreshed ten times a second) while it
+/// runs, when stderr is a terminal and output isn't quiet. Elsewhere it shows nothing: the
+/// caller writes plain lines before and after, which is what a log wants.
+pub async fn with_spinner<F: std::future::Future>(
+    work: F,
+    quiet: bool,
+    message: impl Fn() -> String,
+) -> F::Output {
+    use std::io::IsTerminal;
+    if quiet || !std::io::stderr().is_terminal() {
+        return work.await;
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {wide_msg} {elapsed}") {
+        bar.set_style(style);
+    }
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    tokio::pin!(work);
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            out = &mut work => {
+                bar.finish_and_clear();
+                return out;
+            }
+            _ = tick.tick() => bar.set_message(message()),
+        }
+    }
+}
+
+/// A byte count for people: `512 B`, `3.4 kB`, `12.5 MB`, `1.02 GB` (decimal units).
+pub fn show_bytes(n: u64) -> String {
+    let n = n as f64;
+    if n < 1e3 {
+        format!("{n} B")
+    } else if n < 1e6 {
+        format!("{:.1} kB", n / 1e3)
+    } else if n < 1e9 {
+        format!("{:.1} MB", n / 1e6)
+    } else {
+        format!("{:.2} GB", n / 1e9)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::sanitize_into;
@@ -103,6 +147,16 @@ mod tests {
         let mut out = Vec::new();
         sanitize_into(b, &mut out);
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn byte_counts_read_naturally() {
+        use super::show_bytes;
+        assert_eq!(show_bytes(0), "0 B");
+        assert_eq!(show_bytes(999), "999 B");
+        assert_eq!(show_bytes(3_400), "3.4 kB");
+        assert_eq!(show_bytes(12_500_000), "12.5 MB");
+        assert_eq!(show_bytes(1_020_000_000), "1.02 GB");
     }
 
     #[test]

@@ -7,8 +7,9 @@
 //! record is written in every case.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use rand::Rng;
 use secrecy::ExposeSecret;
@@ -21,7 +22,7 @@ use crate::environment::{CaSource, Environment};
 use crate::exit;
 use crate::images;
 use crate::patch;
-use crate::phase::{self, agent, setup, RunNames, Sinks, AIRLOCK_ENV_PATH, WORKSPACE};
+use crate::phase::{self, agent, setup, RunNames, Sinks, WORKSPACE};
 use crate::record::{self, Outcome, PatchReport, Record, Report};
 use crate::root::ConfigRoot;
 use crate::scan::SecretSet;
@@ -67,6 +68,7 @@ pub fn new_run_id() -> String {
 /// Run a task. Never panics on user input; every ending produces a report.
 pub async fn execute(root: &ConfigRoot, task: Task, opts: Options) -> Finished {
     let run_id = new_run_id();
+    let mut laps = Laps::new();
     let mut report = initial_report(&run_id, &task, &opts);
     let record_dir = opts
         .out
@@ -107,6 +109,7 @@ pub async fn execute(root: &ConfigRoot, task: Task, opts: Options) -> Finished {
             return finish(Some(&record), report, outcome, code, Some(message))
         }
     };
+    laps.lap("prepare (secrets, engine, image)");
     report.secrets = ctx.secrets.iter().map(|(n, _)| n.clone()).collect();
     report.image = Some(record::ImageReport {
         reference: ctx.image.reference.clone(),
@@ -117,7 +120,7 @@ pub async fn execute(root: &ConfigRoot, task: Task, opts: Options) -> Finished {
     let names = RunNames {
         run_id: run_id.clone(),
     };
-    let flow = phases(&ctx, &names, &task, &opts, &record, &mut report);
+    let flow = phases(&ctx, &names, &task, &opts, &record, &mut report, &mut laps);
     let ended = tokio::select! {
         ended = flow => Ok(ended),
         sig = &mut signal => {
@@ -127,7 +130,13 @@ pub async fn execute(root: &ConfigRoot, task: Task, opts: Options) -> Finished {
     };
     // However it ended: remove what the run made (kept objects stay). When that fails (the
     // engine went away), one line says what is left and how to remove it later.
-    let left = cleanup::remove_run(&ctx.engine, &run_id).await;
+    let settled = match &ended {
+        Ok(Ok(_)) => true,
+        Ok(Err((outcome, _, _))) => *outcome != Outcome::EngineError,
+        Err(_) => false,
+    };
+    let left = cleanup::remove_run(&ctx.engine, &run_id, settled).await;
+    laps.lap("cleanup");
     if let Some(first) = left.first() {
         let why = first.to_string();
         let why = why.lines().next().unwrap_or_default();
@@ -263,6 +272,7 @@ async fn phases(
     opts: &Options,
     record: &Record,
     report: &mut Report,
+    laps: &mut Laps,
 ) -> Result<(Outcome, i32), Failure> {
     let engine = &ctx.engine;
     let env = &task.env;
@@ -277,28 +287,26 @@ async fn phases(
     let quiet = opts.quiet;
 
     // Objects: the setup network and the volumes that carry what crosses.
-    let mut object_labels = labels::for_run(&names.run_id, "setup", &ctx.owner);
-    engine
-        .create_network(&names.network(), &object_labels)
-        .await
-        .map_err(engine_err)?;
+    let network_labels = labels::for_run(&names.run_id, "setup", &ctx.owner);
+    let mut object_labels = network_labels.clone();
     if opts.keep {
         object_labels.insert(labels::KEPT.into(), "true".into());
     }
     let has_git = std::fs::symlink_metadata(task.workspace.join(".git"))
         .map(|m| m.is_dir())
         .unwrap_or(false);
-    let mut volumes = vec![names.workspace_volume()];
-    if has_git {
-        volumes.push(names.git_volume());
-    }
-    volumes.extend((0..env.persist.len()).map(|i| names.persist_volume(i)));
-    for v in &volumes {
-        engine
-            .create_volume(v, &object_labels)
-            .await
-            .map_err(engine_err)?;
-    }
+    let roots = boundary::roots(WORKSPACE, has_git, &env.persist);
+    let volumes: Vec<String> = roots.iter().map(|r| names.volume(r)).collect();
+    // Independent objects: made at once.
+    let network_name = names.network();
+    let network = engine.create_network(&network_name, &network_labels);
+    let volumes = volumes
+        .iter()
+        .map(|v| engine.create_volume(v, &object_labels));
+    futures_util::future::try_join(network, futures_util::future::try_join_all(volumes))
+        .await
+        .map_err(engine_err)?;
+    laps.lap("network and volumes");
 
     // Setup phase.
     let marker = format!("__airlock_end_{:032x}__", rand::rng().random::<u128>());
@@ -311,6 +319,7 @@ async fn phases(
         &marker,
     );
     let setup_id = engine.create_container(&spec).await.map_err(engine_err)?;
+    laps.lap("setup container created");
     let exclude = vec![record.dir().to_path_buf(), task.workspace.join(".airlock")];
     let (tar, packed) = workspace::pack(task.workspace.clone(), exclude);
     engine
@@ -333,6 +342,7 @@ async fn phases(
             .await
             .map_err(engine_err)?;
     }
+    laps.lap("workspace uploaded");
     let program = setup::program(env, &ctx.secrets, &marker, !ctx.ca.is_empty());
     let sinks = Sinks {
         redactor: ctx.scanner.redactor(),
@@ -349,6 +359,7 @@ async fn phases(
     .await
     .map_err(engine_err)?;
     report.setup = end.report.clone();
+    laps.lap("setup phase");
     checkpoint(record, report);
     if end.timed_out || end.exited.code != 0 {
         let why = if end.timed_out {
@@ -381,24 +392,24 @@ async fn phases(
     if !quiet {
         console::note("boundary: checking what crosses for secret values");
     }
-    let crossing = boundary::check(
+    let tally = Arc::new(boundary::Tally::default());
+    let check = boundary::check(
         engine,
         &setup_id,
-        WORKSPACE,
-        &env.persist,
+        &roots,
         ctx.scanner.clone(),
         &env.env,
-        AIRLOCK_ENV_PATH,
-    )
+        tally.clone(),
+    );
+    let crossing = console::with_spinner(check, quiet, || {
+        format!(
+            "boundary: checking what crosses: {} entries, {} read",
+            tally.entries.load(Ordering::Relaxed),
+            console::show_bytes(tally.bytes.load(Ordering::Relaxed))
+        )
+    })
     .await;
-    engine
-        .remove_container(&setup_id)
-        .await
-        .map_err(engine_err)?;
-    engine
-        .remove_network(&names.network())
-        .await
-        .map_err(engine_err)?;
+    laps.lap("boundary check");
     let crossing = match crossing {
         Ok(c) => c,
         Err(BoundaryError::Engine(e)) => return Err(engine_err(e)),
@@ -411,6 +422,20 @@ async fn phases(
             ));
         }
     };
+    if !quiet {
+        let (files, bytes) = crossing
+            .paths
+            .iter()
+            .fold((0, 0), |(f, b), p| (f + p.files, b + p.bytes));
+        let vars = crossing.variables.len();
+        console::note(format!(
+            "boundary: {files} file{} ({}) and {vars} variable{} checked in {} ms; no secret value crosses",
+            if files == 1 { "" } else { "s" },
+            console::show_bytes(bytes),
+            if vars == 1 { "" } else { "s" },
+            crossing.duration_ms
+        ));
+    }
     report.boundary.duration_ms = Some(crossing.duration_ms);
     report.boundary.paths = crossing.paths.clone();
     report.boundary.variables = crossing.variables.iter().map(|(k, _)| k.clone()).collect();
@@ -430,16 +455,30 @@ async fn phases(
     if opts.keep {
         spec.labels.insert(labels::KEPT.into(), "true".into());
     }
-    let agent_id = engine.create_container(&spec).await.map_err(engine_err)?;
-    let sinks = Sinks {
-        redactor: ctx.scanner.redactor(),
-        log: record.log("agent").map_err(|e| io_err("run record", &e))?,
-        console: PhaseConsole::new("agent | ", quiet),
+    let agent_phase = async {
+        let agent_id = engine.create_container(&spec).await.map_err(engine_err)?;
+        let sinks = Sinks {
+            redactor: ctx.scanner.redactor(),
+            log: record.log("agent").map_err(|e| io_err("run record", &e))?,
+            console: PhaseConsole::new("agent | ", quiet),
+        };
+        let end = phase::drive(engine, &agent_id, None, sinks, env.limits.agent_timeout)
+            .await
+            .map_err(engine_err)?;
+        Ok::<_, Failure>((agent_id, end))
     };
-    let end = phase::drive(engine, &agent_id, None, sinks, env.limits.agent_timeout)
-        .await
-        .map_err(engine_err)?;
+    // The setup container has exited: its processes, and the secrets in their environment,
+    // are gone, and the agent phase shares nothing with it but the checked volumes. Removing
+    // it and its network costs the engine ~200 ms, which the agent phase need not wait for.
+    let teardown = async {
+        engine.remove_container(&setup_id).await?;
+        engine.remove_network(&network_name).await
+    };
+    let (ran, torn) = tokio::join!(agent_phase, teardown);
+    let (agent_id, end) = ran?;
+    torn.map_err(engine_err)?;
     report.agent = end.report.clone();
+    laps.lap("agent phase");
     report.kept = opts.keep;
 
     // The patch, against the original workspace.
@@ -452,6 +491,7 @@ async fn phases(
     )
     .await;
     let made = made.map_err(|e| io_err("changes.patch", &e))?;
+    laps.lap("patch built");
     let patch_path = record
         .write_file("changes.patch", &made.bytes)
         .map_err(|e| io_err("run record", &e))?;
@@ -471,6 +511,7 @@ async fn phases(
             .remove_container(&agent_id)
             .await
             .map_err(engine_err)?;
+        laps.lap("agent container removed");
     }
 
     if end.timed_out {
@@ -607,5 +648,24 @@ fn signal_exit(sig: &str) -> i32 {
         exit::TERMINATED
     } else {
         exit::INTERRUPTED
+    }
+}
+
+/// Step timings, logged at `-v`: where a run's time goes (see bench/run).
+struct Laps {
+    last: Instant,
+}
+
+impl Laps {
+    fn new() -> Laps {
+        Laps {
+            last: Instant::now(),
+        }
+    }
+
+    fn lap(&mut self, step: &str) {
+        let now = Instant::now();
+        tracing::debug!("{step}: {} ms", (now - self.last).as_millis());
+        self.last = now;
     }
 }

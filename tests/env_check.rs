@@ -276,6 +276,11 @@ fn bad_persist_paths() {
         ),
         ("/workspace", "in the workspace", "already"),
         ("/workspace/target", "in the workspace", "already"),
+        (
+            "/airlock/crossing",
+            "/airlock/crossing is under /airlock",
+            "a directory of your own",
+        ),
         ("/tmp", "replaces with an empty tmpfs", "persist that"),
         ("/tmp/cache", "replaces with an empty tmpfs", "persist that"),
     ];

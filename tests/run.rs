@@ -514,6 +514,127 @@ fn a_secret_in_what_crosses_refuses_the_run_naming_secret_and_place() {
     }
 }
 
+/// The boundary reads what crosses where the setup container mounted each volume a second
+/// time (`/airlock/crossing`). The setup script runs as root there and may move, fake or
+/// replace that folder; whatever it does, the secret it writes into a volume is still found,
+/// or the run is refused because the folder isn't what the boundary expects.
+#[test]
+fn the_setup_script_cannot_hide_what_crosses_from_the_boundary() {
+    let cases = [
+        (
+            "moved away and faked",
+            "mv /airlock/crossing /airlock/moved\n  mkdir -p /airlock/crossing/workspace /airlock/crossing/persist0\n  test -d /airlock/moved/workspace\n  echo \"$API_TOKEN\" > /workspace/leak.txt",
+            "file /workspace/leak.txt",
+        ),
+        (
+            "replaced by a symlink",
+            "mv /airlock/crossing /airlock/moved\n  ln -s /airlock/moved /airlock/crossing\n  echo \"$API_TOKEN\" > /opt/deps/leak.txt",
+            "/airlock/crossing is not a folder",
+        ),
+        (
+            "env file as a symlink",
+            "echo \"TOKEN=$API_TOKEN\" > /tmp/env\n  ln -sf /tmp/env \"$AIRLOCK_ENV\"",
+            "$AIRLOCK_ENV is not a plain file",
+        ),
+    ];
+    for (what, script, place) in cases {
+        let f = Fixture::new();
+        f.secret("API_TOKEN", SECRET.as_bytes());
+        f.env(
+            "t",
+            &format!(
+                "image: tiny\nsecrets: [API_TOKEN]\npersist: [/opt/deps]\nsetup: |\n  mkdir -p /opt/deps\n  {script}\n"
+            ),
+        );
+        let out = f.run("t", &["sh", "-c", "echo AGENT-RAN"]).run().code(81);
+        let out = out.stderr_has(place).never_prints(SECRET.as_bytes());
+        assert!(
+            !out.stderr().contains("AGENT-RAN"),
+            "{what}: the agent phase ran"
+        );
+        assert_eq!(f.report()["outcome"], "boundary_refused", "{what}");
+        assert_run_gone(f.report()["run_id"].as_str().unwrap());
+    }
+}
+
+/// What the setup script leaves in the boundary's folder beside the volumes is not a volume:
+/// it stays behind with the setup container, and the run goes on.
+#[test]
+fn files_beside_the_crossing_volumes_stay_behind() {
+    let f = Fixture::new();
+    f.secret("API_TOKEN", SECRET.as_bytes());
+    f.env(
+        "t",
+        "image: tiny\nsecrets: [API_TOKEN]\nsetup: |\n  echo \"$API_TOKEN\" > /airlock/crossing/notes.txt\n  mkdir /airlock/crossing/extra && echo \"$API_TOKEN\" > /airlock/crossing/extra/f\n",
+    );
+    f.run(
+        "t",
+        &[
+            "sh",
+            "-c",
+            "ls /airlock 2>&1; cat /airlock/crossing/notes.txt 2>&1; echo done",
+        ],
+    )
+    .run()
+    .success()
+    .stderr_has("agent | ls: /airlock: No such file or directory")
+    .stderr_has("agent | cat: can't open '/airlock/crossing/notes.txt': No such file or directory")
+    .stderr_has("agent | done")
+    .never_prints(SECRET.as_bytes());
+}
+
+/// The boundary's check of a large tree shows a live spinner on a terminal, cleared when it
+/// ends; in a pipe (CI logs) it writes plain lines only. Both end with the same summary.
+#[test]
+fn the_boundary_shows_progress_on_a_terminal_and_plain_lines_elsewhere() {
+    let f = Fixture::new();
+    f.env(
+        "t",
+        "image: tiny\npersist: [/opt/data]\nlimits:\n  memory: unlimited\nsetup: |\n  mkdir -p /opt/data && head -c 150000000 /dev/zero > /opt/data/big\n",
+    );
+    let summary = "airlock | boundary: 1 file (150.0 MB) and 0 variables checked in ";
+    let plain = f
+        .run("t", &["true"])
+        .run()
+        .success()
+        .stderr_has("airlock | boundary: checking what crosses for secret values")
+        .stderr_has(summary);
+    assert!(
+        !plain.stderr().contains("entries,") && !plain.stderr().contains("\x1b["),
+        "a spinner in a pipe: {}",
+        plain.stderr()
+    );
+
+    std::fs::remove_dir_all(f.out()).unwrap();
+    let cmd = f.run("t", &["true"]).command();
+    let line: Vec<String> = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| format!("'{}'", a.to_string_lossy().replace('\'', "'\\''")))
+        .collect();
+    let mut script = std::process::Command::new("script");
+    script.args(["-qec", &line.join(" "), "/dev/null"]);
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => script.env(k, v),
+            None => script.env_remove(k),
+        };
+    }
+    let out = script
+        .output()
+        .expect("script(1) runs airlock on a terminal");
+    let tty = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{tty}");
+    assert!(
+        tty.contains("boundary: checking what crosses: ") && tty.contains(" entries, "),
+        "no live progress on a terminal: {tty}"
+    );
+    assert!(
+        tty.contains("\x1b[2K"),
+        "the spinner was not cleared: {tty}"
+    );
+    assert!(tty.contains(summary), "{tty}");
+}
+
 /// A value with characters that URLs escape, written into a URL the way a setup script
 /// building a registry URL would (`curl`'s `--data-urlencode`, Python's `quote`).
 #[test]

@@ -1,8 +1,11 @@
 //! The boundary between the setup and the agent phase.
 //!
 //! After the setup container has stopped, and before anything of it reaches the agent
-//! phase, [`check`] reads everything that will cross, once, as tar streams from the engine's
-//! archive API: the workspace, each `persist` path, and the `$AIRLOCK_ENV` file. Every entry
+//! phase, [`check`] reads everything that will cross, once, as one tar stream from the
+//! engine's archive API: the workspace, its `.git`, each `persist` path and the
+//! `$AIRLOCK_ENV` file, side by side under [`CROSSING_DIR`] (the setup container mounts each
+//! volume there a second time; the engine mounts them afresh for the read, so the setup
+//! script can move or fake that folder but not make the read miss a volume). Every entry
 //! passes the path checks ([`paths`]: nothing escapes its root, no devices or fifos) and every
 //! byte (contents, file names, symlink targets, variable names and values) passes the leak
 //! check ([`crate::scan`]). A hit refuses the run, naming the secret and the place, never the
@@ -14,6 +17,7 @@ pub mod paths;
 
 use std::collections::BTreeMap;
 use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -43,6 +47,87 @@ pub enum BoundaryError {
     Read { root: String, message: String },
 }
 
+/// Where the setup container shows everything that crosses, side by side: the
+/// `$AIRLOCK_ENV` file ([`ENV_FILE`]) and every crossing volume, mounted there a second time
+/// under its [`Root::alias`]. The engine mounts (and unmounts) a stopped container's
+/// filesystem for each archive request, which costs tens of milliseconds whatever the
+/// size; so one request reads it all.
+pub const CROSSING_DIR: &str = "/airlock/crossing";
+/// The `$AIRLOCK_ENV` file, as the setup script sees it.
+pub const ENV_FILE: &str = "/airlock/crossing/env";
+/// [`ENV_FILE`]'s name inside [`CROSSING_DIR`].
+const ENV_NAME: &[u8] = b"env";
+
+/// One tree that crosses in a volume of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Root {
+    /// Its name under [`CROSSING_DIR`] (`workspace`, `git`, `persist0`, ...).
+    pub alias: String,
+    /// Where both phases mount it (`/workspace`, `/workspace/.git`, a persist path).
+    pub path: String,
+    pub kind: RootKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RootKind {
+    Workspace,
+    /// The workspace's `.git`, in a volume of its own (read-only to the agent phase); it is
+    /// reported as part of the workspace.
+    Git,
+    Persist,
+}
+
+impl Root {
+    /// Where the setup container mounts it a second time, for the boundary to read.
+    pub fn crossing_path(&self) -> String {
+        format!("{CROSSING_DIR}/{}", self.alias)
+    }
+}
+
+/// The trees that cross, in a fixed order: the workspace, its `.git` when it has one, then
+/// each persist path.
+pub fn roots(workspace: &str, has_git: bool, persist: &[String]) -> Vec<Root> {
+    let mut roots = vec![Root {
+        alias: "workspace".into(),
+        path: workspace.into(),
+        kind: RootKind::Workspace,
+    }];
+    if has_git {
+        roots.push(Root {
+            alias: "git".into(),
+            path: format!("{workspace}/.git"),
+            kind: RootKind::Git,
+        });
+    }
+    roots.extend(persist.iter().enumerate().map(|(i, p)| Root {
+        alias: format!("persist{i}"),
+        path: p.clone(),
+        kind: RootKind::Persist,
+    }));
+    roots
+}
+
+/// How far a check has got, for a progress display: entries seen, archive bytes read.
+#[derive(Debug, Default)]
+pub struct Tally {
+    pub entries: AtomicU64,
+    pub bytes: AtomicU64,
+}
+
+/// A reader that adds what passes through it to a [`Tally`].
+struct Counting<R> {
+    inner: R,
+    tally: Arc<Tally>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.tally.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
 /// What crossed.
 #[derive(Debug, Default)]
 pub struct Crossing {
@@ -54,45 +139,34 @@ pub struct Crossing {
     pub duration_ms: u64,
 }
 
-/// Check everything that would cross from the stopped setup container `setup_id`.
+/// Check everything that would cross from the stopped setup container `setup_id`, which
+/// mounted `roots` under [`CROSSING_DIR`].
 pub async fn check(
     engine: &Engine,
     setup_id: &str,
-    workspace: &str,
-    persist: &[String],
+    roots: &[Root],
     secrets: Arc<SecretSet>,
     env: &BTreeMap<String, String>,
-    env_file: &str,
+    tally: Arc<Tally>,
 ) -> Result<Crossing, BoundaryError> {
     let clock = Instant::now();
-    let mut crossing = Crossing::default();
-    for (i, root) in std::iter::once(workspace)
-        .chain(persist.iter().map(String::as_str))
-        .enumerate()
-    {
-        let reader = blocking_reader(Box::pin(engine.download(setup_id, root)));
-        let secrets = secrets.clone();
-        let root_owned = root.to_string();
-        let want_manifest = i == 0;
-        let (crossed, manifest) = tokio::task::spawn_blocking(move || {
-            scan_tree(reader, &root_owned, &secrets, want_manifest)
-        })
-        .await
-        .map_err(|e| BoundaryError::Read {
-            root: root.to_string(),
-            message: e.to_string(),
-        })??;
-        if want_manifest {
-            crossing.workspace = manifest;
-        }
-        crossing.paths.push(crossed);
-    }
-
-    let env_bytes = read_env_file(engine, setup_id, env_file).await?;
-    if let Some(hit) = secrets.scan_bytes(&env_bytes) {
+    let reader = Counting {
+        inner: blocking_reader(Box::pin(engine.download(setup_id, CROSSING_DIR))),
+        tally: tally.clone(),
+    };
+    let scanner = secrets.clone();
+    let owned = roots.to_vec();
+    let scanned =
+        tokio::task::spawn_blocking(move || scan_crossing(reader, &owned, &scanner, &tally))
+            .await
+            .map_err(|e| BoundaryError::Read {
+                root: CROSSING_DIR.into(),
+                message: e.to_string(),
+            })??;
+    if let Some(hit) = secrets.scan_bytes(&scanned.env) {
         return Err(leak(hit, "the $AIRLOCK_ENV file".into()));
     }
-    let extra = envfile::parse(&env_bytes).map_err(|e| BoundaryError::EnvFile(e.to_string()))?;
+    let extra = envfile::parse(&scanned.env).map_err(|e| BoundaryError::EnvFile(e.to_string()))?;
     let mut vars: Vec<(String, String)> = env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     for (k, v) in extra {
         vars.retain(|(name, _)| name != &k);
@@ -106,9 +180,12 @@ pub async fn check(
             return Err(leak(hit, format!("variable {k}")));
         }
     }
-    crossing.variables = vars;
-    crossing.duration_ms = clock.elapsed().as_millis() as u64;
-    Ok(crossing)
+    Ok(Crossing {
+        workspace: scanned.workspace,
+        paths: scanned.paths,
+        variables: vars,
+        duration_ms: clock.elapsed().as_millis() as u64,
+    })
 }
 
 fn leak(hit: Hit, location: String) -> BoundaryError {
@@ -119,45 +196,102 @@ fn leak(hit: Hit, location: String) -> BoundaryError {
     }
 }
 
-/// Scan one root's tar stream: path checks, leak check of names, link targets and contents,
-/// and (for the workspace) its manifest.
-fn scan_tree(
+/// What one read of [`CROSSING_DIR`] found.
+#[derive(Debug)]
+struct Scanned {
+    workspace: Manifest,
+    /// One per root but `.git`, which counts as part of the workspace.
+    paths: Vec<CrossedPath>,
+    env: Vec<u8>,
+}
+
+/// Scan the tar stream of [`CROSSING_DIR`]: path checks, leak check of names, link targets
+/// and contents, the workspace's manifest, and the env file. Entries under names that are
+/// not a root (the setup script may put anything there) are not volumes and don't cross:
+/// they are skipped. Every root must be there as a folder: it is a mount point, so anything
+/// else means the tree the engine mounted was not the one read, and the run is refused.
+fn scan_crossing(
     reader: impl Read,
-    root: &str,
+    roots: &[Root],
     secrets: &SecretSet,
-    want_manifest: bool,
-) -> Result<(CrossedPath, Manifest), BoundaryError> {
-    let root_name = root.rsplit('/').next().unwrap_or(root).to_string();
+    tally: &Tally,
+) -> Result<Scanned, BoundaryError> {
+    let top = CROSSING_DIR.rsplit('/').next().unwrap_or(CROSSING_DIR);
     let read_err = |e: std::io::Error| BoundaryError::Read {
-        root: root.to_string(),
+        root: CROSSING_DIR.into(),
         message: e.to_string(),
     };
-    let mut archive = tar::Archive::new(reader);
-    let mut crossed = CrossedPath {
-        path: root.to_string(),
-        files: 0,
-        dirs: 0,
-        symlinks: 0,
-        bytes: 0,
-    };
+    let unsafe_path = |location: String, why: String| BoundaryError::UnsafePath { location, why };
+    // Where each root is counted: the workspace's own entry for `.git`.
+    let mut slot = Vec::with_capacity(roots.len());
+    let mut paths: Vec<CrossedPath> = Vec::new();
+    for root in roots {
+        if root.kind == RootKind::Git {
+            slot.push(0);
+        } else {
+            slot.push(paths.len());
+            paths.push(CrossedPath {
+                path: root.path.clone(),
+                files: 0,
+                dirs: 0,
+                symlinks: 0,
+                bytes: 0,
+            });
+        }
+    }
+    let mut seen = vec![false; roots.len()];
     let mut manifest = Manifest::default();
+    let mut env = Vec::new();
+    let mut archive = tar::Archive::new(reader);
     for entry in archive.entries().map_err(read_err)? {
         let mut entry = entry.map_err(read_err)?;
+        tally.entries.fetch_add(1, Ordering::Relaxed);
         let raw_path = entry.path_bytes().into_owned();
         let kind = paths::tar_kind(entry.header().entry_type());
         if kind == paths::EntryKind::Metadata {
             continue;
         }
         let link = entry.link_name_bytes().map(|l| l.into_owned());
-        let checked =
-            paths::check_entry(&root_name, &raw_path, kind, link.as_deref()).map_err(|e| {
-                BoundaryError::UnsafePath {
-                    location: format!("{root}: {}", e.entry),
-                    why: e.reason.to_string(),
-                }
+        // The whole path first: relative, under the top folder, no `..`, no special files,
+        // hard links inside.
+        let checked = paths::check_entry(top, &raw_path, kind, link.as_deref()).map_err(|e| {
+            unsafe_path(format!("{CROSSING_DIR}: {}", e.entry), e.reason.to_string())
+        })?;
+        let mut parts = checked.path.as_bytes().splitn(2, |&b| b == b'/');
+        let name = parts.next().unwrap_or_default();
+        let rel = parts.next().unwrap_or_default().to_vec();
+        if name.is_empty() {
+            if kind != paths::EntryKind::Dir {
+                return Err(unsafe_path(CROSSING_DIR.into(), "is not a folder".into()));
+            }
+            continue;
+        }
+        if name == ENV_NAME {
+            if !rel.is_empty() {
+                continue; // under an `env` that is a folder: refused at its own entry
+            }
+            env = read_env_entry(&mut entry, kind).map_err(|e| match e {
+                EnvRead::Io(e) => read_err(e),
+                EnvRead::Refused(why) => BoundaryError::EnvFile(why),
             })?;
-        let rel = checked.path.as_bytes().to_vec();
-        let shown = display_path(root, &rel, secrets);
+            continue;
+        }
+        let Some(i) = roots.iter().position(|r| r.alias.as_bytes() == name) else {
+            continue; // not a volume: stays behind
+        };
+        let root = &roots[i];
+        let crossed = &mut paths[slot[i]];
+        if rel.is_empty() {
+            if kind != paths::EntryKind::Dir {
+                return Err(unsafe_path(
+                    root.path.clone(),
+                    "is not a folder where the boundary reads it".into(),
+                ));
+            }
+            seen[i] = true;
+            continue;
+        }
+        let shown = display_path(&root.path, &rel, secrets);
         if let Some(hit) = secrets.scan_bytes(&raw_path) {
             return Err(leak(hit, format!("the name of {shown}")));
         }
@@ -166,10 +300,11 @@ fn scan_tree(
                 return Err(leak(hit, format!("the link target of {shown}")));
             }
         }
+        let want_manifest = root.kind == RootKind::Workspace;
         match kind {
             paths::EntryKind::Dir => {
                 crossed.dirs += 1;
-                if want_manifest && !rel.is_empty() {
+                if want_manifest {
                     manifest.entries.insert(rel, Entry::Dir);
                 }
             }
@@ -214,12 +349,27 @@ fn scan_tree(
             }
             paths::EntryKind::HardLink => {
                 crossed.files += 1;
-                let target_rel = match &checked.link {
-                    Some(paths::Link::HardLink(t)) => t.as_bytes().to_vec(),
-                    _ => Vec::new(),
+                // Inside the top folder (checked above), and inside this root: each root
+                // is a volume of its own, so a link between two would be forged.
+                let target = match &checked.link {
+                    Some(paths::Link::HardLink(t)) => t.as_bytes(),
+                    _ => &[][..],
                 };
+                let target_rel = target
+                    .strip_prefix(name)
+                    .and_then(|t| t.strip_prefix(b"/"))
+                    .ok_or_else(|| {
+                        unsafe_path(
+                            shown.clone(),
+                            format!(
+                                "is a hard link to `{}`, outside {}",
+                                paths::EscapedName(target.to_vec()),
+                                root.path
+                            ),
+                        )
+                    })?;
                 if want_manifest {
-                    if let Some(e) = manifest.entries.get(&target_rel).cloned() {
+                    if let Some(e) = manifest.entries.get(target_rel).cloned() {
                         manifest.entries.insert(rel, e);
                     }
                 }
@@ -227,7 +377,44 @@ fn scan_tree(
             _ => {}
         }
     }
-    Ok((crossed, manifest))
+    if let Some(i) = seen.iter().position(|s| !s) {
+        return Err(unsafe_path(
+            roots[i].path.clone(),
+            "was not found where the boundary reads it".into(),
+        ));
+    }
+    Ok(Scanned {
+        workspace: manifest,
+        paths,
+        env,
+    })
+}
+
+enum EnvRead {
+    Io(std::io::Error),
+    Refused(String),
+}
+
+/// The `$AIRLOCK_ENV` file's bytes: a plain file of at most [`ENV_FILE_MAX`] bytes.
+fn read_env_entry<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    kind: paths::EntryKind,
+) -> Result<Vec<u8>, EnvRead> {
+    if kind != paths::EntryKind::File {
+        return Err(EnvRead::Refused("is not a plain file".into()));
+    }
+    if entry.size() > ENV_FILE_MAX {
+        return Err(EnvRead::Refused(format!(
+            "is {} bytes; at most {ENV_FILE_MAX} may cross",
+            entry.size()
+        )));
+    }
+    let mut data = Vec::new();
+    entry
+        .take(ENV_FILE_MAX)
+        .read_to_end(&mut data)
+        .map_err(EnvRead::Io)?;
+    Ok(data)
 }
 
 /// A path for messages: redacted (a file name may itself hold the secret) and with control
@@ -241,42 +428,136 @@ fn display_path(root: &str, rel: &[u8], secrets: &SecretSet) -> String {
     format!("{root}/{}", String::from_utf8_lossy(&out))
 }
 
-async fn read_env_file(
-    engine: &Engine,
-    setup_id: &str,
-    path: &str,
-) -> Result<Vec<u8>, BoundaryError> {
-    let reader = blocking_reader(Box::pin(engine.download(setup_id, path)));
-    let root = path.to_string();
-    tokio::task::spawn_blocking(move || {
-        let read_err = |e: std::io::Error| BoundaryError::Read {
-            root: root.clone(),
-            message: e.to_string(),
-        };
-        let mut archive = tar::Archive::new(reader);
-        if let Some(entry) = archive.entries().map_err(read_err)?.next() {
-            let entry = entry.map_err(read_err)?;
-            if entry.header().entry_type() != tar::EntryType::Regular {
-                return Err(BoundaryError::EnvFile("is not a plain file".into()));
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"s3cret-value-for-tests";
+
+    /// A tar of `/airlock/crossing` as the engine would send it: (name, kind, data or link).
+    fn archive(entries: &[(&str, tar::EntryType, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, kind, data) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(*kind);
+            h.set_mode(0o755);
+            match *kind {
+                tar::EntryType::Link | tar::EntryType::Symlink => {
+                    h.set_size(0);
+                    b.append_link(&mut h, name, std::str::from_utf8(data).unwrap())
+                        .unwrap();
+                }
+                _ => {
+                    h.set_size(data.len() as u64);
+                    b.append_data(&mut h, name, *data).unwrap();
+                }
             }
-            if entry.size() > ENV_FILE_MAX {
-                return Err(BoundaryError::EnvFile(format!(
-                    "is {} bytes; at most {ENV_FILE_MAX} may cross",
-                    entry.size()
-                )));
-            }
-            let mut data = Vec::new();
-            entry
-                .take(ENV_FILE_MAX)
-                .read_to_end(&mut data)
-                .map_err(read_err)?;
-            return Ok(data);
         }
-        Ok(Vec::new())
-    })
-    .await
-    .map_err(|e| BoundaryError::Read {
-        root: path.to_string(),
-        message: e.to_string(),
-    })?
+        b.into_inner().unwrap()
+    }
+
+    fn scan(entries: &[(&str, tar::EntryType, &[u8])]) -> Result<Scanned, BoundaryError> {
+        let set = SecretSet::new(&[("TOKEN", SECRET)]);
+        let roots = roots("/workspace", true, &["/opt/deps".to_string()]);
+        scan_crossing(&archive(entries)[..], &roots, &set, &Tally::default())
+    }
+
+    use tar::EntryType::{Directory as D, Link as L, Regular as F};
+
+    fn base() -> Vec<(&'static str, tar::EntryType, &'static [u8])> {
+        vec![
+            ("crossing/", D, b""),
+            ("crossing/env", F, b"A=1\n"),
+            ("crossing/workspace/", D, b""),
+            ("crossing/workspace/a.txt", F, b"hello"),
+            ("crossing/git/", D, b""),
+            ("crossing/git/HEAD", F, b"ref: refs/heads/main\n"),
+            ("crossing/persist0/", D, b""),
+            ("crossing/persist0/lib", F, b"dep"),
+        ]
+    }
+
+    #[test]
+    fn reads_every_root_and_the_env_file_in_one_stream() {
+        let s = scan(&base()).unwrap();
+        assert_eq!(s.env, b"A=1\n");
+        assert_eq!(s.paths.len(), 2, "git counts as part of the workspace");
+        assert_eq!(
+            (s.paths[0].path.as_str(), s.paths[0].files),
+            ("/workspace", 2)
+        );
+        assert_eq!(
+            (s.paths[1].path.as_str(), s.paths[1].files),
+            ("/opt/deps", 1)
+        );
+        assert!(s.workspace.entries.contains_key(&b"a.txt"[..]));
+        assert!(!s.workspace.entries.keys().any(|k| k.starts_with(b"HEAD")));
+    }
+
+    #[test]
+    fn a_secret_in_git_is_named_at_its_real_path() {
+        let mut e = base();
+        e.push(("crossing/git/config", F, SECRET));
+        match scan(&e) {
+            Err(BoundaryError::Leak { location, .. }) => {
+                assert_eq!(location, "file /workspace/.git/config")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn what_is_beside_the_roots_is_skipped_not_scanned() {
+        let mut e = base();
+        e.push(("crossing/notes.txt", F, SECRET));
+        e.push(("crossing/extra/", D, b""));
+        e.push(("crossing/extra/f", F, SECRET));
+        assert!(scan(&e).is_ok());
+    }
+
+    #[test]
+    fn a_missing_or_replaced_root_refuses() {
+        let missing: Vec<_> = base()
+            .into_iter()
+            .filter(|(n, _, _)| !n.starts_with("crossing/persist0"))
+            .collect();
+        let err = scan(&missing).unwrap_err().to_string();
+        assert!(err.contains("/opt/deps was not found"), "{err}");
+
+        let mut swapped = missing.clone();
+        swapped.push(("crossing/persist0", tar::EntryType::Symlink, b"/elsewhere"));
+        let err = scan(&swapped).unwrap_err().to_string();
+        assert!(err.contains("/opt/deps is not a folder"), "{err}");
+
+        let mut top = vec![("crossing", tar::EntryType::Symlink, &b"/x"[..])];
+        top.extend(base().into_iter().skip(1));
+        let err = scan(&top).unwrap_err().to_string();
+        assert!(err.contains("/airlock/crossing is not a folder"), "{err}");
+    }
+
+    #[test]
+    fn a_hard_link_between_two_roots_refuses() {
+        let mut e = base();
+        e.push(("crossing/workspace/alias", L, b"crossing/persist0/lib"));
+        let err = scan(&e).unwrap_err().to_string();
+        assert!(err.contains("outside /workspace"), "{err}");
+        let mut ok = base();
+        ok.push(("crossing/workspace/alias", L, b"crossing/workspace/a.txt"));
+        let s = scan(&ok).unwrap();
+        assert!(s.workspace.entries.contains_key(&b"alias"[..]));
+    }
+
+    #[test]
+    fn the_env_file_must_be_a_small_plain_file() {
+        let mut e = base();
+        e[1] = ("crossing/env", tar::EntryType::Symlink, b"/etc/passwd");
+        assert!(scan(&e)
+            .unwrap_err()
+            .to_string()
+            .contains("not a plain file"));
+        let big = vec![b'x'; ENV_FILE_MAX as usize + 1];
+        let mut e = base();
+        e[1] = ("crossing/env", F, &big);
+        assert!(scan(&e).unwrap_err().to_string().contains("at most"));
+    }
 }

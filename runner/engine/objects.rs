@@ -258,17 +258,37 @@ impl Engine {
         label_filters: &[String],
     ) -> Result<Vec<Object>, EngineError> {
         let filters = HashMap::from([("label".to_string(), label_filters.to_vec())]);
+        // The three lists are independent: ask for them at once.
+        let (containers, networks, volumes) = tokio::try_join!(
+            async {
+                self.docker()
+                    .list_containers(Some(
+                        ListContainersOptionsBuilder::new()
+                            .all(true)
+                            .filters(&filters)
+                            .build(),
+                    ))
+                    .await
+                    .map_err(|e| EngineError::api("listing containers", e))
+            },
+            async {
+                self.docker()
+                    .list_networks(Some(
+                        ListNetworksOptionsBuilder::new().filters(&filters).build(),
+                    ))
+                    .await
+                    .map_err(|e| EngineError::api("listing networks", e))
+            },
+            async {
+                self.docker()
+                    .list_volumes(Some(
+                        ListVolumesOptionsBuilder::new().filters(&filters).build(),
+                    ))
+                    .await
+                    .map_err(|e| EngineError::api("listing volumes", e))
+            },
+        )?;
         let mut out = Vec::new();
-        let containers = self
-            .docker()
-            .list_containers(Some(
-                ListContainersOptionsBuilder::new()
-                    .all(true)
-                    .filters(&filters)
-                    .build(),
-            ))
-            .await
-            .map_err(|e| EngineError::api("listing containers", e))?;
         for c in containers {
             out.push(Object {
                 kind: ObjectKind::Container,
@@ -282,13 +302,6 @@ impl Engine {
                 labels: c.labels.unwrap_or_default(),
             });
         }
-        let networks = self
-            .docker()
-            .list_networks(Some(
-                ListNetworksOptionsBuilder::new().filters(&filters).build(),
-            ))
-            .await
-            .map_err(|e| EngineError::api("listing networks", e))?;
         for n in networks {
             out.push(Object {
                 kind: ObjectKind::Network,
@@ -297,13 +310,6 @@ impl Engine {
                 labels: n.labels.unwrap_or_default(),
             });
         }
-        let volumes = self
-            .docker()
-            .list_volumes(Some(
-                ListVolumesOptionsBuilder::new().filters(&filters).build(),
-            ))
-            .await
-            .map_err(|e| EngineError::api("listing volumes", e))?;
         for v in volumes.volumes.unwrap_or_default() {
             out.push(Object {
                 kind: ObjectKind::Volume,

@@ -81,18 +81,25 @@ pub async fn drive(
         }
         Err(_) => true,
     };
-    let timed_out = timed_out || {
-        // Output closed (or broke); the process may still be running with its streams
-        // closed. Wait for the rest of the limit.
+    // Output closed (or broke); the process may still be running with its streams closed.
+    // Wait for it for the rest of the limit, then stop it.
+    let waited = if timed_out {
+        None
+    } else {
         let wait = engine.wait_container(id);
-        tokio::time::timeout(remaining(clock.elapsed()), wait)
-            .await
-            .is_err()
+        match tokio::time::timeout(remaining(clock.elapsed()), wait).await {
+            Ok(exited) => Some(exited?),
+            Err(_) => None,
+        }
     };
-    if timed_out {
-        engine.stop_container(id, STOP_GRACE_SECS).await?;
-    }
-    let exited = engine.wait_container(id).await?;
+    let timed_out = waited.is_none();
+    let exited = match waited {
+        Some(exited) => exited,
+        None => {
+            engine.stop_container(id, STOP_GRACE_SECS).await?;
+            engine.wait_container(id).await?
+        }
+    };
     let tail = sinks.redactor.finish();
     sinks.log.write(&tail);
     sinks.console.push(&tail);
@@ -129,18 +136,13 @@ impl RunNames {
     pub fn network(&self) -> String {
         format!("airlock-{}-setup", self.run_id)
     }
-    pub fn workspace_volume(&self) -> String {
-        format!("airlock-{}-workspace", self.run_id)
-    }
-    pub fn git_volume(&self) -> String {
-        format!("airlock-{}-git", self.run_id)
-    }
-    pub fn persist_volume(&self, index: usize) -> String {
-        format!("airlock-{}-persist{index}", self.run_id)
+    /// The volume that carries `root` across the boundary.
+    pub fn volume(&self, root: &crate::boundary::Root) -> String {
+        format!("airlock-{}-{}", self.run_id, root.alias)
     }
 }
 
 /// Where the workspace lives in both phases.
 pub const WORKSPACE: &str = "/workspace";
 /// Where the setup phase writes variables for the agent phase.
-pub const AIRLOCK_ENV_PATH: &str = "/airlock/env";
+pub const AIRLOCK_ENV_PATH: &str = crate::boundary::ENV_FILE;

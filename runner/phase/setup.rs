@@ -14,6 +14,7 @@ use zeroize::Zeroizing;
 use secrecy::ExposeSecret;
 
 use super::{RunNames, AIRLOCK_ENV_PATH, WORKSPACE};
+use crate::boundary::{self, RootKind};
 use crate::engine::{labels, ContainerSpec, VolumeMount};
 use crate::environment::Environment;
 use crate::secrets::SecretValue;
@@ -81,7 +82,8 @@ pub fn spec(
 }
 
 /// The run's volumes as each phase mounts them: the workspace, its `.git` (read-only to the
-/// agent), and one per persist path.
+/// agent), and one per persist path. The setup phase mounts each a second time under
+/// [`boundary::CROSSING_DIR`], where the boundary reads them all at once.
 pub fn volumes(
     names: &RunNames,
     env: &Environment,
@@ -92,28 +94,28 @@ pub fn volumes(
     // resetting its root's owner too. The workspace and .git never want that; a persist
     // volume does in setup (the image's files at that path are kept), and never in the
     // agent phase (it must see exactly what setup left).
-    let mount = |volume: String, target: String, read_only: bool, no_copy: bool| VolumeMount {
-        volume,
-        target,
-        read_only,
-        no_copy,
-    };
-    let mut v = vec![mount(
-        names.workspace_volume(),
-        WORKSPACE.into(),
-        false,
-        true,
-    )];
-    if has_git {
-        v.push(mount(
-            names.git_volume(),
-            format!("{WORKSPACE}/.git"),
-            agent,
-            true,
-        ));
-    }
-    for (i, path) in env.persist.iter().enumerate() {
-        v.push(mount(names.persist_volume(i), path.clone(), false, agent));
+    let mut v = Vec::new();
+    for root in boundary::roots(WORKSPACE, has_git, &env.persist) {
+        let volume = names.volume(&root);
+        let (read_only, no_copy) = match root.kind {
+            RootKind::Workspace => (false, true),
+            RootKind::Git => (agent, true),
+            RootKind::Persist => (false, agent),
+        };
+        v.push(VolumeMount {
+            volume: volume.clone(),
+            target: root.path.clone(),
+            read_only,
+            no_copy,
+        });
+        if !agent {
+            v.push(VolumeMount {
+                volume,
+                target: root.crossing_path(),
+                read_only: false,
+                no_copy: true,
+            });
+        }
     }
     v
 }
@@ -168,7 +170,7 @@ export SSL_CERT_FILE="$airlock_bundle" REQUESTS_CA_BUNDLE="$airlock_bundle" PIP_
 
 /// Run the setup script in a fresh shell with errexit and pipefail, then give what crosses
 /// to the agent phase's user (symlinks themselves, never their targets: `-h`).
-const RUN_SCRIPT: &str = r#"mkdir -p /airlock && : > /airlock/env
+const RUN_SCRIPT: &str = r#": > "$AIRLOCK_ENV"
 cd /workspace
 if command -v bash >/dev/null 2>&1; then airlock_sh=bash; else airlock_sh=sh; fi
 "$airlock_sh" -e -o pipefail -c "$airlock_script" </dev/null

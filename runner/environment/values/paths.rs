@@ -64,6 +64,10 @@ pub fn persist_path(text: &str) -> Result<String, Fail> {
         ("/proc", "the kernel's views, made fresh for each container"),
         ("/sys", "the kernel's views, made fresh for each container"),
         ("/dev", "device nodes, made fresh for each container"),
+        (
+            "/airlock",
+            "airlock's own files in the setup phase ($AIRLOCK_ENV, CA certificates)",
+        ),
     ] {
         if is_within(&path, root) {
             return Err(Fail::new(format!("{path} is under {root}: {why}"))
@@ -113,6 +117,8 @@ mod tests {
             ("/proc/self", "/proc"),
             ("/sys", "/sys"),
             ("/dev/shm", "/dev"),
+            ("/airlock", "airlock's own files"),
+            ("/airlock/crossing/x", "airlock's own files"),
             ("/workspace", "workspace"),
             ("/workspace/target", "workspace"),
             ("/tmp", "tmpfs"),
