@@ -12,6 +12,9 @@ use std::fmt;
 pub const SETUP_FAILED: i32 = 80;
 /// The boundary refused the run: a secret value would have crossed, or a path was unsafe.
 pub const BOUNDARY_REFUSED: i32 = 81;
+/// `--apply` could not apply the agent phase's patch to the host workspace (it changed during
+/// the run); the patch is in the record and the workspace is untouched.
+pub const APPLY_FAILED: i32 = 82;
 /// The agent phase hit its `agent_timeout` (as `timeout(1)` does).
 pub const TIMED_OUT: i32 = 124;
 /// The Docker engine failed or could not be reached (as `docker run` does).

@@ -53,6 +53,10 @@ pub enum PatchError {
 pub struct Patch {
     pub bytes: Vec<u8>,
     pub files: Vec<String>,
+    /// Changed paths whose host version is no longer the one the run started from (someone
+    /// edited the workspace while the run ran): the patch's "before" side for them is the
+    /// host's newer version, so `--apply` must not write it over that edit.
+    pub host_changed: Vec<String>,
 }
 
 /// Paths in `before` (the original workspace) that `after` (the boundary) changed or removed.
@@ -80,6 +84,7 @@ pub async fn build(
     agent_id: &str,
     workspace: &str,
     original: &Path,
+    packed: &Manifest,
     boundary: &Manifest,
 ) -> Result<Patch, PatchError> {
     let root_name = workspace
@@ -100,6 +105,12 @@ pub async fn build(
     changed = drop_ignored(original, changed)?;
     if changed.is_empty() {
         return Ok(Patch::default());
+    }
+    let mut host_changed = Vec::new();
+    for p in &changed {
+        if crate::workspace::entry_now(original, p)?.as_ref() != packed.entries.get(p) {
+            host_changed.push(String::from_utf8_lossy(p).into_owned());
+        }
     }
     let staging = tempfile::Builder::new()
         .prefix("airlock-patch-")
@@ -154,6 +165,7 @@ pub async fn build(
             .iter()
             .map(|p| String::from_utf8_lossy(p).into_owned())
             .collect(),
+        host_changed,
     })
 }
 

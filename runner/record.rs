@@ -168,6 +168,9 @@ pub enum Outcome {
     OutOfMemory,
     SetupFailed,
     BoundaryRefused,
+    /// The agent phase ran to its end (its exit code is in `agent`), but `--apply` could not
+    /// apply the patch to the host workspace, which is left untouched.
+    ApplyFailed,
     TimedOut,
     Interrupted,
     EngineError,
@@ -213,6 +216,9 @@ pub struct PatchReport {
     pub files_changed: usize,
     pub bytes: u64,
     pub applied: bool,
+    /// Changed paths that were also changed on the host while the run ran (`--apply`
+    /// refuses to write over them).
+    pub host_changed: Vec<String>,
 }
 
 /// `report.json`.

@@ -410,6 +410,12 @@ async fn phases(
     })
     .await;
     laps.lap("boundary check");
+    // The boundary's other half: the setup container goes before anything of the agent
+    // phase exists (whatever the check said).
+    engine
+        .remove_container(&setup_id)
+        .await
+        .map_err(engine_err)?;
     let crossing = match crossing {
         Ok(c) => c,
         Err(BoundaryError::Engine(e)) => return Err(engine_err(e)),
@@ -467,13 +473,10 @@ async fn phases(
             .map_err(engine_err)?;
         Ok::<_, Failure>((agent_id, end))
     };
-    // The setup container has exited: its processes, and the secrets in their environment,
-    // are gone, and the agent phase shares nothing with it but the checked volumes. Removing
-    // it and its network costs the engine ~200 ms, which the agent phase need not wait for.
-    let teardown = async {
-        engine.remove_container(&setup_id).await?;
-        engine.remove_network(&network_name).await
-    };
+    // The setup network served only the setup container, which is gone: removing it costs
+    // the engine ~180 ms (the bridge and its firewall rules), which the agent phase (on no
+    // network at all) need not wait for.
+    let teardown = engine.remove_network(&network_name);
     let (ran, torn) = tokio::join!(agent_phase, teardown);
     let (agent_id, end) = ran?;
     torn.map_err(engine_err)?;
@@ -487,6 +490,7 @@ async fn phases(
         &agent_id,
         WORKSPACE,
         &task.workspace,
+        &packed.manifest,
         &crossing.workspace,
     )
     .await;
@@ -496,13 +500,25 @@ async fn phases(
         .write_file("changes.patch", &made.bytes)
         .map_err(|e| io_err("run record", &e))?;
     let mut applied = false;
+    let mut apply_failed = None;
     if opts.apply && !made.bytes.is_empty() {
-        patch::apply(&task.workspace, &patch_path).map_err(|e| io_err("--apply", &e))?;
-        applied = true;
+        if made.host_changed.is_empty() {
+            match patch::apply(&task.workspace, &patch_path) {
+                Ok(()) => applied = true,
+                Err(e) => apply_failed = Some(e.to_string()),
+            }
+        } else {
+            apply_failed = Some(format!(
+                "refused to apply {}: the workspace changed on the host while the run ran ({}), and applying would write over that\n  fix: read the patch and apply what you want of it by hand (git apply --3way)",
+                patch_path.display(),
+                made.host_changed.join(", ")
+            ));
+        }
     }
     report.patch = Some(PatchReport {
         file: patch_path.display().to_string(),
         files_changed: made.files.len(),
+        host_changed: made.host_changed.clone(),
         bytes: made.bytes.len() as u64,
         applied,
     });
@@ -518,6 +534,15 @@ async fn phases(
         return Ok((Outcome::TimedOut, exit::TIMED_OUT));
     }
     let code = end.exited.code.clamp(0, 255) as i32;
+    if let Some(e) = apply_failed {
+        return Err((
+            Outcome::ApplyFailed,
+            exit::APPLY_FAILED,
+            format!(
+                "--apply: {e}\n  the agent command exited with code {code}; the workspace is untouched"
+            ),
+        ));
+    }
     if code != 0 && end.exited.oom_killed {
         return Err((
             Outcome::OutOfMemory,

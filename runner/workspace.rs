@@ -57,6 +57,40 @@ impl Manifest {
     }
 }
 
+/// The entry at `rel` under the host folder `root` as it is now, recorded as [`pack`] records
+/// one; `None` when nothing [`pack`] would copy is there.
+pub fn entry_now(root: &Path, rel: &[u8]) -> io::Result<Option<Entry>> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let path = root.join(std::ffi::OsStr::from_bytes(rel));
+    let meta = match std::fs::symlink_metadata(&path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let ft = meta.file_type();
+    Ok(if ft.is_dir() {
+        Some(Entry::Dir)
+    } else if ft.is_symlink() {
+        Some(Entry::Symlink {
+            target: std::fs::read_link(&path)?.as_os_str().as_bytes().to_vec(),
+        })
+    } else if ft.is_file() {
+        let mut reader = HashingReader {
+            inner: std::fs::File::open(&path)?,
+            hasher: Hasher::default(),
+            bytes: 0,
+        };
+        io::copy(&mut reader, &mut io::sink())?;
+        Some(Entry::File {
+            size: reader.bytes,
+            hash: reader.hasher.finish(),
+            executable: meta.permissions().mode() & 0o111 != 0,
+        })
+    } else {
+        None
+    })
+}
+
 pub fn is_git_path(p: &[u8]) -> bool {
     p == b".git" || p.starts_with(b".git/")
 }

@@ -111,7 +111,17 @@ fn the_agent_phase_has_only_loopback_no_route_to_setup_and_no_resolver() {
         args.extend(["-q", "--filter", &filter]);
         docker(&args).trim().to_string()
     };
-    let networks_left = gone(&["network", "ls"]);
+    // The setup container is removed before the agent phase starts; the setup network's
+    // removal (slow: a bridge and its firewall rules) runs beside the agent phase's start, so
+    // wait for it, a bounded while, as long as the agent is still running.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let networks_left = loop {
+        let left = gone(&["network", "ls"]);
+        if left.is_empty() || Instant::now() > deadline {
+            break left;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     let setup_left = docker(&[
         "ps",
         "-aq",
@@ -127,7 +137,10 @@ fn the_agent_phase_has_only_loopback_no_route_to_setup_and_no_resolver() {
         &agent_id,
     ]);
     docker(&["exec", &agent_id, "touch", "/tmp/go"]);
-    assert_eq!(networks_left, "", "the setup network outlives setup");
+    assert_eq!(
+        networks_left, "",
+        "the setup network outlives the agent phase's start"
+    );
     assert_eq!(setup_left.trim(), "", "the setup container outlives setup");
     // Network mode none, attached to no network at all, every capability dropped.
     assert_eq!(
@@ -374,6 +387,9 @@ fn the_agent_phase_has_no_ipv6_address_route_or_way_to_the_host() {
             ));
         }
     }
+    // One stream: the engine copies a container's stdout and stderr separately, so a probe's
+    // error message could otherwise arrive inside an earlier section.
+    let agent = format!("{{ {agent} }} 2>&1");
     let out = f.run("t", &["sh", "-c", &agent]).run().success();
     let stderr = out.stderr();
     done.store(true, Ordering::SeqCst);

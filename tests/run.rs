@@ -868,6 +868,61 @@ fn apply_writes_the_agents_changes_into_the_host_workspace() {
 
 /// A workspace that is a folder inside a larger repository: `git apply` run there would
 /// take the patch's paths as relative to the repository's top and silently skip them.
+/// The host workspace changes while the agent phase runs (a person keeps working): the
+/// patch no longer applies. `--apply` leaves the workspace untouched, keeps the patch, exits
+/// 82, and the report still has the agent command's exit code.
+#[test]
+fn apply_that_no_longer_fits_leaves_the_workspace_untouched_and_exits_82() {
+    let f = Fixture::new();
+    f.env("t", TINY);
+    f.ws_file("edit.txt", "before\n");
+    let child = f
+        .run_with(
+            "t",
+            &["--apply"],
+            &["sh", "-c", "sleep 3; echo after > edit.txt"],
+        )
+        .command()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once setup has ended the workspace has been copied: change it on the host.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let done = std::fs::read_to_string(f.out().join("report.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .is_some_and(|r| !r["setup"]["finished"].is_null());
+        if done {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "setup never ended");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    f.ws_file("edit.txt", "the host's own edit\n");
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(82), "{stderr}");
+    assert!(
+        stderr.contains("the workspace changed on the host while the run ran (edit.txt)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("exited with code 0"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(f.ws.join("edit.txt")).unwrap(),
+        "the host's own edit\n"
+    );
+    let r = f.report();
+    assert_eq!(r["outcome"], "apply_failed");
+    assert_eq!(r["exit_code"], 82);
+    assert_eq!(r["agent"]["exit_code"], 0);
+    assert_eq!(r["patch"]["applied"], false);
+    assert_eq!(r["patch"]["host_changed"], serde_json::json!(["edit.txt"]));
+    assert!(contains(&f.record_file("changes.patch"), b"+after"));
+    assert_run_gone(r["run_id"].as_str().unwrap());
+}
+
 #[test]
 fn apply_works_in_a_workspace_that_is_a_subfolder_of_a_repository() {
     let f = Fixture::new();
