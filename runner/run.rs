@@ -74,7 +74,10 @@ pub async fn execute(root: &ConfigRoot, task: Task, opts: Options) -> Finished {
         .out
         .clone()
         .unwrap_or_else(|| root.runs_dir().join(&run_id));
-    let record = match Record::create(&record_dir) {
+    // The record exists from the start: if airlock is killed outright, it still names the
+    // run and says it never ended.
+    let created = Record::create(&record_dir).and_then(|r| r.write_report(&report).map(|()| r));
+    let record = match created {
         Ok(r) => r,
         Err(e) => {
             return finish(
@@ -86,17 +89,6 @@ pub async fn execute(root: &ConfigRoot, task: Task, opts: Options) -> Finished {
             )
         }
     };
-    // The record exists from the start: if airlock is killed outright, it still names the
-    // run and says it never ended.
-    if let Err(e) = record.write_report(&report) {
-        return finish(
-            None,
-            report,
-            Outcome::ConfigError,
-            exit::CONFIG_ERROR,
-            Some(e.to_string()),
-        );
-    }
     let signal = wait_for_signal();
     tokio::pin!(signal);
     let prepared = tokio::select! {

@@ -704,7 +704,7 @@ fn hostile_values_arrive_verbatim_in_both_phases_and_are_never_run_by_a_shell() 
                   echo \"$PHASE pwned: $(ls -a /workspace /tmp | grep -c pwned || true)\"";
     yaml.push_str(&format!(
         "setup: |\n  cat hostile.env >> \"$AIRLOCK_ENV\"\n  PHASE=setup sh -c {} sh H_CMD H_TICK H_QUOTES H_LINES H_LONG H_SECRET\n",
-        String::from_utf8(shell_quote(hashes.as_bytes())).unwrap()
+        String::from_utf8(airlock::phase::setup::shell_quote(hashes.as_bytes())).unwrap()
     ));
     f.env("t", &yaml);
     // What setup hands over through $AIRLOCK_ENV: data too, never evaluated.
@@ -768,20 +768,6 @@ fn hostile_values_arrive_verbatim_in_both_phases_and_are_never_run_by_a_shell() 
     );
     assert!(!contains(&patch, b" b/pwned"), "a pwned file was made");
     out.never_prints(secret.as_bytes());
-}
-
-/// Single-quote for sh.
-fn shell_quote(value: &[u8]) -> Vec<u8> {
-    let mut out = vec![b'\''];
-    for &b in value {
-        if b == b'\'' {
-            out.extend_from_slice(b"'\\''");
-        } else {
-            out.push(b);
-        }
-    }
-    out.push(b'\'');
-    out
 }
 
 #[test]

@@ -14,35 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::harness::docker;
-use crate::run::{assert_run_gone, Fixture};
-
-/// The running container of `phase` that airlock process `pid` made: (container id, run id).
-fn running_container_of(child: &mut Child, phase: &str) -> (String, String) {
-    let pid = child.id();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let out = docker(&[
-            "ps",
-            "--no-trunc",
-            "--filter",
-            &format!("label=airlock.phase={phase}"),
-            "--format",
-            "{{.ID}} {{.Label \"airlock.owner\"}} {{.Label \"airlock.run\"}}",
-        ]);
-        if let Some(line) = out.lines().find(|l| l.contains(&format!(":{pid}:"))) {
-            let mut words = line.split_whitespace();
-            let id = words.next().unwrap().to_string();
-            let run = words.nth(1).unwrap().to_string();
-            return (id, run);
-        }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run ended before its {phase} phase was seen running"
-        );
-        assert!(Instant::now() < deadline, "the {phase} phase never started");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+use crate::run::{assert_run_gone, running_container_of, Fixture};
 
 /// The agent's output lines (without the `agent | ` prefix).
 fn agent_lines(stderr: &str) -> Vec<&str> {

@@ -701,24 +701,34 @@ fn start_sleeping_run(f: &Fixture) -> (std::process::Child, String) {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    let (_, run_id) = running_container_of(&mut child, "agent");
+    (child, run_id)
+}
+
+/// The running container of `phase` that airlock process `pid` made: (container id, run id).
+pub fn running_container_of(child: &mut std::process::Child, phase: &str) -> (String, String) {
     let pid = child.id();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let out = docker(&[
             "ps",
+            "--no-trunc",
             "--filter",
-            "label=airlock.phase=agent",
+            &format!("label=airlock.phase={phase}"),
             "--format",
-            "{{.Label \"airlock.owner\"}} {{.Label \"airlock.run\"}}",
+            "{{.ID}} {{.Label \"airlock.owner\"}} {{.Label \"airlock.run\"}}",
         ]);
         if let Some(line) = out.lines().find(|l| l.contains(&format!(":{pid}:"))) {
-            return (child, line.split_whitespace().nth(1).unwrap().to_string());
+            let mut words = line.split_whitespace();
+            let id = words.next().unwrap().to_string();
+            let run = words.nth(1).unwrap().to_string();
+            return (id, run);
         }
         assert!(
             child.try_wait().unwrap().is_none(),
-            "the run ended before its agent phase started"
+            "the run ended before its {phase} phase was seen running"
         );
-        assert!(Instant::now() < deadline, "the agent phase never started");
+        assert!(Instant::now() < deadline, "the {phase} phase never started");
         std::thread::sleep(Duration::from_millis(100));
     }
 }
