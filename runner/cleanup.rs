@@ -67,7 +67,7 @@ pub fn owner_alive(owner: &str) -> bool {
 /// interrupted, or the engine failed mid-request), a create request may still be in flight
 /// and land after the first listing, so a second pass follows a short pause. A run that
 /// ended normally pays for one listing only.
-pub async fn remove_run(engine: &Engine, run_id: &str, settled: bool) -> Vec<EngineError> {
+pub async fn remove_run(engine: &dyn Engine, run_id: &str, settled: bool) -> Vec<EngineError> {
     let filter = vec![format!("{}={run_id}", labels::RUN)];
     let mut errors = Vec::new();
     let passes = if settled { 1 } else { 2 };
@@ -95,7 +95,7 @@ fn is_kept(o: &Object) -> bool {
 
 /// Containers first, all at once; then networks and volumes, all at once (a volume or
 /// network in use by a container can't go, and nothing else orders them).
-async fn remove_all(engine: &Engine, objects: Vec<Object>) -> Vec<EngineError> {
+async fn remove_all(engine: &dyn Engine, objects: Vec<Object>) -> Vec<EngineError> {
     let (containers, rest): (Vec<Object>, Vec<Object>) = objects
         .into_iter()
         .partition(|o| o.kind == ObjectKind::Container);
@@ -127,7 +127,7 @@ pub struct GcReport {
 /// `include_kept` also removes what `--keep` preserved. A non-empty `runs` limits it to
 /// those run ids (so one kept run can be discarded without touching another's).
 pub async fn gc(
-    engine: &Engine,
+    engine: &dyn Engine,
     dry_run: bool,
     include_kept: bool,
     runs: &[String],

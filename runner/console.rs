@@ -1,68 +1,8 @@
-//! Live output on the user's terminal: each phase's lines behind a prefix (`setup | `,
-//! `agent | `), with control characters made visible so a hostile command can't drive the
-//! terminal (escape sequences, cursor moves, title changes). Invalid UTF-8 is shown as `\xNN`.
-//! The logs keep the (redacted) bytes as they were; only what reaches the terminal is
-//! sanitised.
-
-use std::io::Write;
-
-/// Lines longer than this are shown in pieces, so one endless line can't grow memory.
-const MAX_LINE: usize = 64 * 1024;
-
-/// Buffers one phase's output into lines and prints them with a prefix.
-pub struct PhaseConsole {
-    prefix: &'static str,
-    partial: Vec<u8>,
-    quiet: bool,
-}
-
-impl PhaseConsole {
-    pub fn new(prefix: &'static str, quiet: bool) -> Self {
-        PhaseConsole {
-            prefix,
-            partial: Vec::new(),
-            quiet,
-        }
-    }
-
-    pub fn push(&mut self, data: &[u8]) {
-        if self.quiet {
-            return;
-        }
-        let mut out = Vec::new();
-        let mut rest = data;
-        while let Some(i) = rest.iter().position(|&b| b == b'\n') {
-            self.partial.extend_from_slice(&rest[..i]);
-            self.emit_line(&mut out);
-            rest = &rest[i + 1..];
-        }
-        self.partial.extend_from_slice(rest);
-        while self.partial.len() >= MAX_LINE {
-            let tail = self.partial.split_off(MAX_LINE);
-            self.emit_line(&mut out);
-            self.partial = tail;
-        }
-        if !out.is_empty() {
-            let mut err = std::io::stderr().lock();
-            let _ = err.write_all(&out);
-        }
-    }
-
-    pub fn finish(&mut self) {
-        if !self.partial.is_empty() && !self.quiet {
-            let mut out = Vec::new();
-            self.emit_line(&mut out);
-            let _ = std::io::stderr().lock().write_all(&out);
-        }
-    }
-
-    fn emit_line(&mut self, out: &mut Vec<u8>) {
-        out.extend_from_slice(self.prefix.as_bytes());
-        sanitize_into(&self.partial, out);
-        out.push(b'\n');
-        self.partial.clear();
-    }
-}
+//! Text that is safe to show on a terminal: control characters made visible so a hostile
+//! command can't drive the terminal (escape sequences, cursor moves, title changes); invalid
+//! UTF-8 shown as `\xNN`. The logs keep the (redacted) bytes as they were; only what reaches
+//! a terminal (the CLI's console, messages naming paths) is sanitised. Nothing here writes to
+//! a terminal: the CLI does (`cli/console.rs`).
 
 /// Copy `line` into `out`, showing control characters and invalid UTF-8 as escapes. Tabs
 /// pass; a carriage return is shown as `\r` so it can't overwrite the prefix.
@@ -103,41 +43,6 @@ pub fn sanitize_into(line: &[u8], out: &mut Vec<u8>) {
         out.extend_from_slice(&bytes[start..]);
         for b in chunk.invalid() {
             let _ = write!(out, "\\x{b:02x}");
-        }
-    }
-}
-
-/// A status line from airlock itself (not from a phase).
-pub fn note(message: impl std::fmt::Display) {
-    let _ = writeln!(std::io::stderr().lock(), "airlock | {message}");
-}
-
-/// Run `work`, showing a spinner with `message()` (refreshed ten times a second) while it
-/// runs, when stderr is a terminal and output isn't quiet. Elsewhere it shows nothing: the
-/// caller writes plain lines before and after, which is what a log wants.
-pub async fn with_spinner<F: std::future::Future>(
-    work: F,
-    quiet: bool,
-    message: impl Fn() -> String,
-) -> F::Output {
-    use std::io::IsTerminal;
-    if quiet || !std::io::stderr().is_terminal() {
-        return work.await;
-    }
-    let bar = indicatif::ProgressBar::new_spinner();
-    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {wide_msg} {elapsed}") {
-        bar.set_style(style);
-    }
-    bar.enable_steady_tick(std::time::Duration::from_millis(120));
-    tokio::pin!(work);
-    let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
-    loop {
-        tokio::select! {
-            out = &mut work => {
-                bar.finish_and_clear();
-                return out;
-            }
-            _ = tick.tick() => bar.set_message(message()),
         }
     }
 }

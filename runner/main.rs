@@ -1,5 +1,5 @@
 //! The `airlock` binary: a thin shell around the library (see `runner/lib.rs`).
 
-fn main() {
-    std::process::exit(airlock::cli::main());
+fn main() -> std::process::ExitCode {
+    airlock::cli::main()
 }

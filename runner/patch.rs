@@ -80,7 +80,7 @@ fn is_private(p: &[u8]) -> bool {
 
 /// Build the patch of the stopped agent container `agent_id` against the original workspace.
 pub async fn build(
-    engine: &Engine,
+    engine: &dyn Engine,
     agent_id: &str,
     workspace: &str,
     original: &Path,

@@ -150,33 +150,7 @@ impl CappedLog {
     }
 }
 
-/// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// Not ended: the run is still going, or airlock was killed before it could say how the
-    /// run ended (then `airlock gc RUN-ID` removes what it left).
-    Incomplete,
-    /// The agent command exited 0.
-    Succeeded,
-    /// The agent command exited non-zero.
-    Failed,
-    /// The agent command exited non-zero after the kernel's OOM killer ended a process of
-    /// the agent phase (it hit `limits.memory`). Told apart from `failed` so a script can
-    /// raise the limit instead of reading the command's logs; the exit code is still the
-    /// command's (137 when the command itself was the one killed).
-    OutOfMemory,
-    SetupFailed,
-    BoundaryRefused,
-    /// The agent phase ran to its end (its exit code is in `agent`), but `--apply` could not
-    /// apply the patch to the host workspace, which is left untouched.
-    ApplyFailed,
-    TimedOut,
-    Interrupted,
-    EngineError,
-    ConfigError,
-    InternalError,
-}
+pub use crate::outcome::Outcome;
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PhaseReport {
@@ -246,6 +220,9 @@ pub struct Report {
     pub setup_changed: Vec<String>,
     pub patch: Option<PatchReport>,
     pub kept: bool,
+    /// Tags the driver of the run gave it (e.g. `schedule: nightly`), for finding it later.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

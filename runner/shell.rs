@@ -8,14 +8,11 @@
 
 use std::io::{IsTerminal, Read, Write};
 
-use bollard::query_parameters::{
-    CommitContainerOptionsBuilder, InspectContainerOptions, RemoveImageOptionsBuilder,
-};
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
 use crate::cleanup;
-use crate::engine::{labels, ContainerSpec, Engine, EngineError, VolumeMount};
+use crate::engine::{labels, ContainerSpec, Engine, EngineError, Network};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ShellError {
@@ -26,7 +23,7 @@ pub enum ShellError {
 }
 
 /// Open a shell in a kept run; returns the shell's exit code.
-pub async fn open(engine: &Engine, run_id: &str) -> Result<i32, ShellError> {
+pub async fn open(engine: &dyn Engine, run_id: &str) -> Result<i32, ShellError> {
     let kept = engine
         .list_labelled(&[
             format!("{}={run_id}", labels::RUN),
@@ -37,45 +34,17 @@ pub async fn open(engine: &Engine, run_id: &str) -> Result<i32, ShellError> {
         .into_iter()
         .find(|o| o.kind == crate::engine::ObjectKind::Container)
         .ok_or_else(|| ShellError::NotKept(run_id.to_string()))?;
-    let info = engine
-        .docker()
-        .inspect_container(&kept.id, None::<InspectContainerOptions>)
-        .await
-        .map_err(|e| EngineError::api("inspecting the kept agent container", e))?;
-    let config = info.config.unwrap_or_default();
+    let kept_spec = engine.inspect_container(&kept.id).await?;
     let image = format!("airlock-shell:{run_id}");
-    let commit = CommitContainerOptionsBuilder::new()
-        .container(&kept.id)
-        .repo("airlock-shell")
-        .tag(run_id)
-        .pause(false)
-        .build();
     engine
-        .docker()
         .commit_container(
-            commit,
-            bollard::models::ContainerConfig {
-                labels: Some(labels::for_run(run_id, "shell", &cleanup::owner_id())),
-                ..Default::default()
-            },
+            &kept.id,
+            "airlock-shell",
+            run_id,
+            &labels::for_run(run_id, "shell", &cleanup::owner_id()),
         )
-        .await
-        .map_err(|e| EngineError::api("saving the kept state as an image", e))?;
-    let volumes = info
-        .mounts
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|m| {
-            Some(VolumeMount {
-                volume: m.name?,
-                target: m.destination?,
-                read_only: !m.rw.unwrap_or(true),
-                no_copy: true,
-            })
-        })
-        .collect();
+        .await?;
     let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
-    let host = info.host_config.unwrap_or_default();
     let spec = ContainerSpec {
         name: format!("airlock-{run_id}-shell-{}", std::process::id()),
         image: image.clone(),
@@ -84,35 +53,20 @@ pub async fn open(engine: &Engine, run_id: &str) -> Result<i32, ShellError> {
             "-c".into(),
             "if command -v bash >/dev/null 2>&1; then exec bash; else exec sh; fi".into(),
         ],
-        env: config.env.unwrap_or_default(),
-        user: config.user,
-        working_dir: config.working_dir,
         labels: labels::for_run(run_id, "shell", &cleanup::owner_id()),
-        network: "none".into(),
-        volumes,
-        tmpfs: host.tmpfs.unwrap_or_default(),
+        network: Network::None,
         locked_down: true,
-        memory: host.memory.map(|m| m as u64),
-        cpus: host.nano_cpus.map(|n| n as f64 / 1e9),
-        pids: host.pids_limit,
         stdin_once: true,
         tty,
-        runtime: host.runtime,
+        ..kept_spec
     };
     let result = interact(engine, &spec, tty).await;
     let _ = engine.remove_container(&spec.name).await;
-    let _ = engine
-        .docker()
-        .remove_image(
-            &image,
-            Some(RemoveImageOptionsBuilder::new().force(true).build()),
-            None,
-        )
-        .await;
+    let _ = engine.remove_image(&image).await;
     result
 }
 
-async fn interact(engine: &Engine, spec: &ContainerSpec, tty: bool) -> Result<i32, ShellError> {
+async fn interact(engine: &dyn Engine, spec: &ContainerSpec, tty: bool) -> Result<i32, ShellError> {
     let id = engine.create_container(spec).await?;
     let attached = engine.attach(&id, true).await?;
     engine.start_container(&id).await?;

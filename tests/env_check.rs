@@ -495,7 +495,7 @@ fn network_other_than_off() {
         "an allowlist of hosts is planned",
     );
     refused(
-        "image: base\nagent:\n  network:\n    - crates.io\n",
+        "image: base\nagent:\n  network:\n    - registry.example.com\n",
         "envs/x.yaml:4:5: agent.network: ",
         "expected `off`, found a list",
         "an allowlist of hosts is planned",

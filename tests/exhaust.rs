@@ -5,8 +5,8 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use airlock::phase::STOP_GRACE_SECS;
 use airlock::record::LOG_CAP;
+use airlock::run::drive::STOP_GRACE_SECS;
 
 use crate::run::{assert_run_gone, contains, Fixture, SECRET};
 

@@ -704,7 +704,7 @@ fn hostile_values_arrive_verbatim_in_both_phases_and_are_never_run_by_a_shell() 
                   echo \"$PHASE pwned: $(ls -a /workspace /tmp | grep -c pwned || true)\"";
     yaml.push_str(&format!(
         "setup: |\n  cat hostile.env >> \"$AIRLOCK_ENV\"\n  PHASE=setup sh -c {} sh H_CMD H_TICK H_QUOTES H_LINES H_LONG H_SECRET\n",
-        String::from_utf8(airlock::phase::setup::shell_quote(hashes.as_bytes())).unwrap()
+        String::from_utf8(airlock::run::setup::shell_quote(hashes.as_bytes())).unwrap()
     ));
     f.env("t", &yaml);
     // What setup hands over through $AIRLOCK_ENV: data too, never evaluated.

@@ -131,7 +131,7 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<(String, String)>, EnvFileError> {
         let eq = line.find('=');
         let heredoc = line.find("<<");
         let (name, value) = match (eq, heredoc) {
-            (Some(e), h) if h.map_or(true, |h| e < h) => {
+            (Some(e), h) if h.is_none_or(|h| e < h) => {
                 let name = &line[..e];
                 check_name(n, name)?;
                 (name, line[e + 1..].to_string())

@@ -142,7 +142,7 @@ pub struct Crossing {
 /// Check everything that would cross from the stopped setup container `setup_id`, which
 /// mounted `roots` under [`CROSSING_DIR`].
 pub async fn check(
-    engine: &Engine,
+    engine: &dyn Engine,
     setup_id: &str,
     roots: &[Root],
     secrets: Arc<SecretSet>,

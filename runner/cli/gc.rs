@@ -1,6 +1,6 @@
 //! `airlock gc [--dry-run] [--kept] [RUN-ID...]`
 use super::Globals;
-use crate::{cleanup, engine::Engine};
+use crate::cleanup;
 
 #[derive(Debug, clap::Args)]
 pub struct GcArgs {
@@ -16,8 +16,8 @@ pub struct GcArgs {
 }
 
 pub async fn run(args: GcArgs, _g: &Globals) -> anyhow::Result<i32> {
-    let engine = Engine::connect().await?;
-    let report = cleanup::gc(&engine, args.dry_run, args.kept, &args.runs).await?;
+    let engine = crate::engine::from_env()?;
+    let report = cleanup::gc(&*engine, args.dry_run, args.kept, &args.runs).await?;
     let verb = if args.dry_run {
         "would remove"
     } else {

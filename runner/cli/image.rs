@@ -5,7 +5,6 @@
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::Globals;
-use crate::engine::Engine;
 use crate::images::{self, EnsureOptions, ImageState, Outcome};
 use crate::root::ConfigRoot;
 
@@ -46,14 +45,14 @@ async fn build(names: Vec<String>, force: bool, g: &Globals) -> anyhow::Result<i
     } else {
         names
     };
-    let engine = Engine::connect().await?;
+    let engine = crate::engine::from_env()?;
     let options = EnsureOptions {
         force,
         ..EnsureOptions::default()
     };
     for name in names {
         let started = Instant::now();
-        let done = images::ensure_with(&engine, &root, &name, options).await?;
+        let done = images::ensure_with(&*engine, &root, &name, options.clone()).await?;
         let (reference, id) = (&done.image.reference, &done.image.id);
         match done.outcome {
             Outcome::UpToDate => println!("image {name}: up to date {reference} {id}"),
@@ -83,8 +82,8 @@ async fn build(names: Vec<String>, force: bool, g: &Globals) -> anyhow::Result<i
 
 async fn list(g: &Globals) -> anyhow::Result<i32> {
     let root = ConfigRoot::locate(g.root.as_deref(), None).ok();
-    let engine = Engine::connect().await?;
-    let found = images::list(&engine, root.as_ref()).await?;
+    let engine = crate::engine::from_env()?;
+    let found = images::list(&*engine, root.as_ref()).await?;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)

@@ -2,6 +2,7 @@
 //! that turns its flags into library calls, and errors become exit codes in one place
 //! ([`main`]).
 
+mod console;
 mod env;
 mod gc;
 mod image;
@@ -13,7 +14,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::exit;
+use crate::outcome::Outcome;
 
 /// airlock runs a task in two phases: setup (network, secrets) and agent (sealed: no secrets,
 /// no network), with a checked boundary between them.
@@ -59,7 +60,12 @@ pub struct Globals {
 }
 
 /// Parse the command line, run, and return the process exit code.
-pub fn main() -> i32 {
+pub fn main() -> std::process::ExitCode {
+    let code = run_main();
+    std::process::ExitCode::from(code.clamp(0, 255) as u8)
+}
+
+fn run_main() -> i32 {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
     let globals = Globals { root: cli.root };
@@ -70,16 +76,57 @@ pub fn main() -> i32 {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("airlock: error: cannot start the async runtime: {e}");
-            return exit::INTERNAL_ERROR;
+            return Outcome::InternalError.exit_code(None, None);
         }
     };
     match runtime.block_on(dispatch(cli.command, globals)) {
         Ok(code) => code,
         Err(err) => {
             report_error(&err);
-            exit::code_for(&err)
+            outcome_of(&err).exit_code(None, None)
         }
     }
+}
+
+/// A command-line error that already knows how airlock ends because of it.
+#[derive(Debug)]
+pub struct Refused {
+    pub outcome: Outcome,
+    pub message: String,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// How a command that failed ends: by the first library error in the chain that says.
+fn outcome_of(err: &anyhow::Error) -> Outcome {
+    for cause in err.chain() {
+        if let Some(r) = cause.downcast_ref::<Refused>() {
+            return r.outcome;
+        }
+        if cause.downcast_ref::<crate::engine::EngineError>().is_some() {
+            return Outcome::EngineError;
+        }
+        if let Some(e) = cause.downcast_ref::<crate::images::ImageError>() {
+            return e.outcome();
+        }
+        if cause
+            .downcast_ref::<crate::environment::EnvError>()
+            .is_some()
+            || cause
+                .downcast_ref::<crate::secrets::SecretError>()
+                .is_some()
+            || cause.downcast_ref::<crate::root::RootError>().is_some()
+        {
+            return Outcome::ConfigError;
+        }
+    }
+    Outcome::InternalError
 }
 
 async fn dispatch(command: Command, g: Globals) -> anyhow::Result<i32> {

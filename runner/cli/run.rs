@@ -4,7 +4,12 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use super::Globals;
-use crate::{console, environment, record::Outcome, root::ConfigRoot, run};
+use std::sync::Arc;
+
+use super::console;
+use crate::outcome::{Outcome, Signal};
+use crate::run::Stop;
+use crate::{environment, root::ConfigRoot, run};
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -37,6 +42,8 @@ pub struct RunArgs {
 }
 
 pub async fn run(args: RunArgs, g: &Globals) -> anyhow::Result<i32> {
+    // Signals are taken over first, so that one arriving while the run starts is not lost.
+    let signals = Signals::install()?;
     let as_path =
         args.env.contains('/') || args.env.ends_with(".yaml") || args.env.ends_with(".yml");
     let root = ConfigRoot::locate(
@@ -46,7 +53,7 @@ pub async fn run(args: RunArgs, g: &Globals) -> anyhow::Result<i32> {
     let path = environment::resolve(Some(&root), &args.env)?;
     let env = environment::load_in(Some(&root), &path)?;
     for w in &env.warnings {
-        console::note(format!("warning: {w}"));
+        console::warning(w);
     }
     let workspace = match args.workspace {
         Some(w) => w,
@@ -58,22 +65,20 @@ pub async fn run(args: RunArgs, g: &Globals) -> anyhow::Result<i32> {
         workspace,
         command: args.command,
     };
-    let opts = run::Options {
-        out: args.out,
-        keep: args.keep,
-        apply: args.apply,
-        quiet: args.quiet,
-        identity: args.identity,
-    };
+    let mut opts = run::Options::new(crate::engine::from_env()?);
+    opts.events = Arc::new(console::Console::new(args.quiet));
+    opts.out = args.out;
+    opts.keep = args.keep;
+    opts.apply = args.apply;
+    opts.identity = args.identity;
+    let watcher = tokio::spawn(signals.stop_on_signal(opts.stop.clone()));
     let done = run::execute(&root, task, opts).await;
+    watcher.abort();
     let r = &done.report;
     if args.json {
         println!("{}", serde_json::to_string_pretty(r)?);
     }
-    let outcome = serde_json::to_value(r.outcome)?
-        .as_str()
-        .unwrap_or("?")
-        .replace('_', " ");
+    let outcome = r.outcome.word().replace('_', " ");
     let mut line = format!("run {}: {outcome} (exit {})", r.run_id, done.exit_code);
     if let Some(dir) = &done.record_dir {
         line.push_str(&format!("; record: {}", dir.display()));
@@ -91,4 +96,30 @@ pub async fn run(args: RunArgs, g: &Globals) -> anyhow::Result<i32> {
         ));
     }
     Ok(done.exit_code)
+}
+
+/// SIGINT and SIGTERM, taken over from the default (which would kill airlock before it
+/// removes what the run made).
+pub struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    pub fn install() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            int: signal(SignalKind::interrupt()).context("handling SIGINT")?,
+            term: signal(SignalKind::terminate()).context("handling SIGTERM")?,
+        })
+    }
+
+    /// Interrupt `stop` at the first signal.
+    pub async fn stop_on_signal(mut self, stop: Stop) {
+        let signal = tokio::select! {
+            _ = self.int.recv() => Signal::Int,
+            _ = self.term.recv() => Signal::Term,
+        };
+        stop.interrupt(signal);
+    }
 }

@@ -164,16 +164,16 @@ fn init(g: &Globals, flag: Option<&Path>) -> anyhow::Result<i32> {
 fn set(g: &Globals, args: SetArgs) -> anyhow::Result<i32> {
     if !args.stray.is_empty() {
         // Not echoed: it is most likely the value itself.
-        return Err(crate::exit::Exit::new(
-            crate::exit::CONFIG_ERROR,
-            format!(
+        return Err(super::Refused {
+            outcome: crate::outcome::Outcome::ConfigError,
+            message: format!(
                 "`airlock secrets set {}` takes no value on the command line (it would be \
                  kept in shell history and shown to other users by `ps`); pipe it in, e.g. \
                  `airlock secrets set {} < FILE`, use --from-file PATH, or type it when \
                  prompted. If that was a real value, treat it as exposed and rotate it",
                 args.name, args.name
             ),
-        )
+        }
         .into());
     }
     secrets::validate_new_name(&args.name)?;

@@ -1,6 +1,6 @@
 //! `airlock shell RUN-ID`
 use super::Globals;
-use crate::{engine::Engine, shell};
+use crate::shell;
 
 #[derive(Debug, clap::Args)]
 pub struct ShellArgs {
@@ -9,6 +9,6 @@ pub struct ShellArgs {
 }
 
 pub async fn run(args: ShellArgs, _g: &Globals) -> anyhow::Result<i32> {
-    let engine = Engine::connect().await?;
-    Ok(shell::open(&engine, &args.run_id).await?)
+    let engine = crate::engine::from_env()?;
+    Ok(shell::open(&*engine, &args.run_id).await?)
 }

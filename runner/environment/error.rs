@@ -21,7 +21,7 @@ use std::path::Path;
 ///
 /// Its display is the full user-facing message:
 /// `FILE:LINE:COLUMN: KEY: MESSAGE` and, on the next line, `  fix: HOW`. The parts are in
-/// [`Problem`] (reached through `Deref`, boxed to keep `Result`s small).
+/// `Problem` (reached through `Deref`, boxed to keep `Result`s small).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct EnvError(Box<Problem>);
 

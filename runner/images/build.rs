@@ -13,14 +13,10 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use bollard::query_parameters::BuildImageOptionsBuilder;
-use bollard::Docker;
-use futures_util::StreamExt;
-
 use super::progress::Progress;
 use super::ImageError;
 use crate::engine::labels;
-use crate::engine::EngineError;
+use crate::engine::{BuildSpec, Built, Engine};
 
 /// How many lines of a failed step's output an error shows.
 const TAIL_LINES: usize = 25;
@@ -43,58 +39,36 @@ pub struct BuildRequest<'a> {
 
 /// Build and tag the image; the engine's id of the result when the builder reported it.
 pub async fn build(
-    docker: &Docker,
+    engine: &dyn Engine,
     req: BuildRequest<'_>,
     progress: &mut Progress,
 ) -> Result<Option<String>, ImageError> {
     let labels = HashMap::from([
-        (labels::MANAGED, "true"),
-        (labels::IMAGE_NAME, req.name),
-        (labels::IMAGE_HASH, req.hash),
+        (labels::MANAGED.to_string(), "true".to_string()),
+        (labels::IMAGE_NAME.to_string(), req.name.to_string()),
+        (labels::IMAGE_HASH.to_string(), req.hash.to_string()),
     ]);
-    let options = BuildImageOptionsBuilder::default()
-        .dockerfile("Dockerfile")
-        .t(req.tag)
-        .rm(true)
-        .forcerm(true)
-        .nocache(req.no_cache)
-        .q(false)
-        .labels(&labels)
-        .build();
-    let body = bollard::body_full(req.context.into());
-    let mut stream = docker.build_image(options, None, Some(body));
+    let spec = BuildSpec {
+        tag: req.tag.to_string(),
+        labels,
+        context: req.context,
+        no_cache: req.no_cache,
+    };
     let mut log = StepLog::default();
-    let mut id = None;
-    while let Some(item) = stream.next().await {
-        match item {
-            Ok(info) => {
-                if let Some(text) = info.stream.as_deref() {
-                    log.feed(text, progress);
-                }
-                if let Some(status) = info.status.as_deref() {
-                    log.feed(&format!("{status}\n"), progress);
-                }
-                if let Some(aux_id) = info.aux.and_then(|a| a.id) {
-                    id = Some(aux_id);
-                }
-            }
-            Err(bollard::errors::Error::DockerStreamError { error }) => {
-                log.flush(progress);
-                return Err(ImageError::BuildFailed {
-                    name: req.name.to_string(),
-                    dockerfile: req.dockerfile.to_path_buf(),
-                    step: log.step.clone(),
-                    message: error.trim().to_string(),
-                    tail: log.tail(),
-                });
-            }
-            Err(source) => {
-                return Err(EngineError::api(format!("building image {}", req.name), source).into())
-            }
-        }
-    }
+    let built = engine
+        .build_image(spec, &mut |text| log.feed(text, progress))
+        .await?;
     log.flush(progress);
-    Ok(id)
+    match built {
+        Built::Image(id) => Ok(id),
+        Built::StepFailed(message) => Err(ImageError::BuildFailed {
+            name: req.name.to_string(),
+            dockerfile: req.dockerfile.to_path_buf(),
+            step: log.step.clone(),
+            message,
+            tail: log.tail(),
+        }),
+    }
 }
 
 /// The builder's output, split into steps and lines.

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::engine::EngineError;
-use crate::exit;
+use crate::outcome::Outcome;
 
 /// Why an image could not be made ready. Each message says which image, what went wrong and
 /// how to fix it.
@@ -71,13 +71,13 @@ pub enum ImageError {
 }
 
 impl ImageError {
-    /// How airlock exits because of this error: the engine's fault, the image definition's
+    /// How a run ends because of this error: the engine's fault, the image definition's
     /// (or the host's missing prerequisite), or something else.
-    pub fn exit_code(&self) -> i32 {
+    pub fn outcome(&self) -> Outcome {
         match self {
-            ImageError::Engine(_) => exit::ENGINE_ERROR,
-            ImageError::BootstrapFailed { .. } | ImageError::Io { .. } => exit::INTERNAL_ERROR,
-            _ => exit::CONFIG_ERROR,
+            ImageError::Engine(_) => Outcome::EngineError,
+            ImageError::BootstrapFailed { .. } | ImageError::Io { .. } => Outcome::InternalError,
+            _ => Outcome::ConfigError,
         }
     }
 }
@@ -139,6 +139,6 @@ mod tests {
         );
         assert!(s.contains("    | oops"), "{s}");
         assert!(s.contains("fix: correct /r/images/tiny/Dockerfile"), "{s}");
-        assert_eq!(e.exit_code(), exit::CONFIG_ERROR);
+        assert_eq!(e.outcome(), Outcome::ConfigError);
     }
 }

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use super::{context, folder_of, ImageError};
 use crate::engine::labels;
-use crate::engine::{Engine, EngineError};
+use crate::engine::Engine;
 use crate::root::ConfigRoot;
 
 /// One airlock-managed image in the engine.
@@ -44,27 +44,17 @@ pub enum ImageState {
 /// The airlock-managed images in the engine, newest first. `root` (when known) lets each be
 /// compared with its folder.
 pub async fn list(
-    engine: &Engine,
+    engine: &dyn Engine,
     root: Option<&ConfigRoot>,
 ) -> Result<Vec<ImageInfo>, ImageError> {
-    let options = bollard::query_parameters::ListImagesOptionsBuilder::default()
-        .filters(&labels::managed_filter())
-        .build();
     let summaries = engine
-        .docker()
-        .list_images(Some(options))
-        .await
-        .map_err(|e| EngineError::api("listing airlock's images", e))?;
+        .list_images(&[format!("{}=true", labels::MANAGED)])
+        .await?;
     let mut hashes: HashMap<String, Option<String>> = HashMap::new();
     let mut out = Vec::new();
     for s in summaries {
         let label = |k: &str| s.labels.get(k).cloned();
-        let tags: Vec<String> = s
-            .repo_tags
-            .iter()
-            .filter(|t| *t != "<none>:<none>")
-            .cloned()
-            .collect();
+        let tags = s.tags.clone();
         // An image built from a folder carries its hash; a base only how it was made (images
         // built on a base inherit that label too, so the hash decides).
         let (name, hash, state) = if let (Some(name), Some(hash)) =

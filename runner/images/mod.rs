@@ -3,7 +3,7 @@
 //! An environment names its image. When the name is a folder under the config root's
 //! `images/`, airlock owns that image: [`ensure`] builds it through the engine API when it is
 //! missing or when the folder's content changed, and does nothing otherwise. The folder's
-//! content hash ([`context`]) is the whole identity: the image is tagged
+//! content hash (`context`) is the whole identity: the image is tagged
 //! `airlock/<name>:<first 12 hex of the hash>` and labelled with the full hash, so "is it up
 //! to date?" is one lookup of that tag, a second build is a no-op, and any change to the
 //! folder (a byte, a rename, a `chmod +x`) makes a new tag. Any other name (`python:3.12`)
@@ -12,8 +12,8 @@
 //! Nothing here needs a registry. A Dockerfile's `FROM` image that is missing is made on this
 //! host when airlock knows how ([`bootstrap`]: `debian:<suite>` with debootstrap,
 //! `airlock/busybox` from the host's static busybox), and refused with a clear error when it
-//! doesn't. Builds use the engine's classic builder ([`build`]) with no pull and no leftover
-//! containers; a host lock ([`lock`]) keeps two airlock processes from building the same
+//! doesn't. Builds use the engine's classic builder (`build`) with no pull and no leftover
+//! containers; a host lock (`lock`) keeps two airlock processes from building the same
 //! image twice at once, though both would succeed without it.
 
 pub mod bootstrap;
@@ -33,6 +33,7 @@ pub use progress::ProgressMode;
 
 use crate::engine::labels;
 use crate::engine::{Engine, EngineError};
+
 use crate::root::ConfigRoot;
 use lock::HostLock;
 use progress::Progress;
@@ -47,7 +48,7 @@ pub struct ReadyImage {
 }
 
 /// How [`ensure_with`] works.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct EnsureOptions {
     /// Rebuild an image folder even when it is up to date, ignoring the builder's cache.
     pub force: bool,
@@ -77,7 +78,7 @@ pub struct Ensured {
 /// built when missing or changed (bootstrapping its base offline when needed); any other
 /// name must already be in the engine.
 pub async fn ensure(
-    engine: &Engine,
+    engine: &dyn Engine,
     root: &ConfigRoot,
     image: &str,
 ) -> Result<ReadyImage, ImageError> {
@@ -88,7 +89,7 @@ pub async fn ensure(
 
 /// [`ensure`], with options, telling what it did.
 pub async fn ensure_with(
-    engine: &Engine,
+    engine: &dyn Engine,
     root: &ConfigRoot,
     image: &str,
     options: EnsureOptions,
@@ -140,12 +141,11 @@ pub fn tag_for(name: &str, hash: &str) -> String {
 }
 
 async fn ensure_folder(
-    engine: &Engine,
+    engine: &dyn Engine,
     name: &str,
     dir: &Path,
     options: EnsureOptions,
 ) -> Result<Ensured, ImageError> {
-    let docker = engine.docker();
     let dockerfile = dir.join("Dockerfile");
     if !dockerfile.is_file() {
         return Err(ImageError::NoDockerfile {
@@ -160,7 +160,7 @@ async fn ensure_folder(
         id,
     };
     if !options.force {
-        if let Some(id) = built_from(docker, &tag, &hash).await? {
+        if let Some(id) = built_from(engine, &tag, &hash).await? {
             return Ok(Ensured {
                 image: ready(id),
                 outcome: Outcome::UpToDate,
@@ -173,7 +173,7 @@ async fn ensure_folder(
         progress.note("waiting for another airlock process building this image")
     })
     .await;
-    let before = built_from(docker, &tag, &hash).await?;
+    let before = built_from(engine, &tag, &hash).await?;
     if let (Some(id), false) = (&before, options.force) {
         return Ok(Ensured {
             image: ready(id.clone()),
@@ -203,9 +203,9 @@ async fn ensure_folder(
         context: ctx.tar()?,
         no_cache: options.force,
     };
-    build::build(docker, request, &mut progress).await?;
+    build::build(engine, request, &mut progress).await?;
     progress.finish();
-    let Some(id) = built_from(docker, &tag, &hash).await? else {
+    let Some(id) = built_from(engine, &tag, &hash).await? else {
         return Err(EngineError::Other {
             doing: format!("building image {name}"),
             message: format!("the build finished but {tag} is not in the engine"),
@@ -214,13 +214,7 @@ async fn ensure_folder(
     };
     // A forced rebuild replaced the tag: drop the image it pointed to (unless in use).
     if let Some(old) = before.filter(|old| *old != id) {
-        let _ = docker
-            .remove_image(
-                &old,
-                None::<bollard::query_parameters::RemoveImageOptions>,
-                None,
-            )
-            .await;
+        let _ = engine.remove_image(&old).await;
     }
     Ok(Ensured {
         image: ready(id),
@@ -230,32 +224,22 @@ async fn ensure_folder(
 
 /// The id of `tag` when it exists and was built from content with this `hash`.
 async fn built_from(
-    docker: &bollard::Docker,
+    engine: &dyn Engine,
     tag: &str,
     hash: &str,
 ) -> Result<Option<String>, ImageError> {
-    match docker.inspect_image(tag).await {
-        Ok(img) => {
-            let labelled = img
-                .config
-                .and_then(|c| c.labels)
-                .and_then(|l| l.get(labels::IMAGE_HASH).cloned());
-            Ok((labelled.as_deref() == Some(hash)).then(|| img.id.unwrap_or_default()))
-        }
-        Err(bollard::errors::Error::DockerResponseServerError {
-            status_code: 404, ..
-        }) => Ok(None),
-        Err(source) => Err(EngineError::api(format!("looking up image {tag}"), source).into()),
-    }
+    Ok(engine.inspect_image(tag).await?.and_then(|img| {
+        let labelled = img.labels.get(labels::IMAGE_HASH).map(String::as_str);
+        (labelled == Some(hash)).then_some(img.id)
+    }))
 }
 
 async fn ensure_in_engine(
-    engine: &Engine,
+    engine: &dyn Engine,
     root: &ConfigRoot,
     image: &str,
     options: EnsureOptions,
 ) -> Result<Ensured, ImageError> {
-    let docker = engine.docker();
     let not_found = || ImageError::NotFound {
         image: image.to_string(),
         images_dir: root.images_dir(),
@@ -264,14 +248,14 @@ async fn ensure_in_engine(
         return Err(not_found());
     }
     let mut bootstrapped = false;
-    if bootstrap::present(docker, image).await?.is_none() {
+    if bootstrap::present(engine, image).await?.is_none() {
         if bootstrap::recipe_for(image).is_none() {
             return Err(not_found());
         }
         let mut progress = Progress::new(image, options.progress);
         bootstrapped = bootstrap::ensure_base(engine, image, image, &mut progress).await?;
     }
-    let Some(id) = bootstrap::present(docker, image).await? else {
+    let Some(id) = bootstrap::present(engine, image).await? else {
         return Err(not_found());
     };
     Ok(Ensured {

@@ -4,7 +4,7 @@
 //! look like a hang. On a terminal a spinner shows the current build step and its latest
 //! output line; anywhere else (CI logs, a pipe) each step is one plain line on stderr, such as
 //! `image base: Step 2/5 : RUN apt-get update`, and the command output is left out (it is kept
-//! and shown when the step fails, see [`super::build`]). Everything goes to stderr, so a
+//! and shown when the step fails, see `super::build`). Everything goes to stderr, so a
 //! command's stdout stays machine-readable.
 
 use std::io::IsTerminal;
@@ -12,8 +12,11 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+/// Where a build's progress lines go when a program, not a person, is watching.
+pub type ProgressSink = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
+
 /// How progress is shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Clone, Default)]
 pub enum ProgressMode {
     /// A spinner when stderr is a terminal, plain lines otherwise.
     #[default]
@@ -22,6 +25,20 @@ pub enum ProgressMode {
     Plain,
     /// Nothing at all.
     Hidden,
+    /// Each line (`image base: Step 2/5 : RUN ...`) handed to a sink; nothing on stderr (how
+    /// the run library reports builds, as events).
+    Sink(ProgressSink),
+}
+
+impl std::fmt::Debug for ProgressMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ProgressMode::Auto => "Auto",
+            ProgressMode::Plain => "Plain",
+            ProgressMode::Hidden => "Hidden",
+            ProgressMode::Sink(_) => "Sink",
+        })
+    }
 }
 
 /// The progress display of one image's build.
@@ -29,22 +46,36 @@ pub struct Progress {
     name: String,
     bar: Option<ProgressBar>,
     plain: bool,
+    sink: Option<ProgressSink>,
     step: String,
 }
 
 impl Progress {
     pub fn new(name: &str, mode: ProgressMode) -> Progress {
         let terminal = std::io::stderr().is_terminal();
-        let (bar, plain) = match mode {
-            ProgressMode::Auto if terminal => (Some(spinner(name)), false),
-            ProgressMode::Auto | ProgressMode::Plain => (None, true),
-            ProgressMode::Hidden => (None, false),
+        let (bar, plain, sink) = match mode {
+            ProgressMode::Auto if terminal => (Some(spinner(name)), false, None),
+            ProgressMode::Auto | ProgressMode::Plain => (None, true, None),
+            ProgressMode::Hidden => (None, false, None),
+            ProgressMode::Sink(sink) => (None, false, Some(sink)),
         };
         Progress {
             name: name.to_string(),
             bar,
             plain,
+            sink,
             step: String::new(),
+        }
+    }
+
+    /// A line for everyone watching: the spinner's log, stderr, or the sink.
+    fn line(&self, line: &str) {
+        if let Some(bar) = &self.bar {
+            bar.println(line);
+        } else if self.plain {
+            eprintln!("{line}");
+        } else if let Some(sink) = &self.sink {
+            sink(line);
         }
     }
 
@@ -52,11 +83,9 @@ impl Progress {
     /// importing it).
     pub fn note(&self, msg: &str) {
         let line = format!("image {}: {msg}", self.name);
+        self.line(&line);
         if let Some(bar) = &self.bar {
-            bar.println(&line);
             bar.set_message(msg.to_string());
-        } else if self.plain {
-            eprintln!("{line}");
         }
         tracing::debug!("{line}");
     }
@@ -64,12 +93,12 @@ impl Progress {
     /// A new build step (`Step 2/5 : RUN ...`).
     pub fn step(&mut self, step: &str) {
         self.step = step.to_string();
-        if let Some(bar) = &self.bar {
-            bar.set_message(step.to_string());
-        } else if self.plain {
-            eprintln!("image {}: {step}", self.name);
+        let line = format!("image {}: {step}", self.name);
+        match &self.bar {
+            Some(bar) => bar.set_message(step.to_string()),
+            None => self.line(&line),
         }
-        tracing::debug!("image {}: {step}", self.name);
+        tracing::debug!("{line}");
     }
 
     /// A line of the current step's output.

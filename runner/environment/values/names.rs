@@ -31,7 +31,7 @@ pub const SHADOWED: &[&str] = &[
     "PS4",
 ];
 
-/// Whether a secret may not have this name: the [`SHADOWED`] variables, the `LD_*` and
+/// Whether a secret may not have this name: the `SHADOWED` variables, the `LD_*` and
 /// `BASH_FUNC_*` families, and airlock's own `AIRLOCK_*`. `airlock secrets set` and the
 /// environment loader both ask this, so a secret that could never be used is never stored.
 pub fn is_reserved_secret_name(name: &str) -> bool {

@@ -19,15 +19,11 @@ pub mod busybox;
 pub mod debian;
 pub mod rootfs;
 
-use bollard::query_parameters::CreateImageOptionsBuilder;
-use bollard::Docker;
-use futures_util::StreamExt;
-
 use super::lock::HostLock;
 use super::progress::Progress;
 use super::ImageError;
 use crate::engine::labels;
-use crate::engine::{Engine, EngineError};
+use crate::engine::{Engine, EngineError, ImportSpec};
 
 /// The name of the busybox base (any tag).
 pub const BUSYBOX_REPO: &str = "airlock/busybox";
@@ -77,28 +73,19 @@ pub fn split_tag(reference: &str) -> (&str, &str) {
 }
 
 /// Whether `reference` is in the engine (its id if so).
-pub async fn present(docker: &Docker, reference: &str) -> Result<Option<String>, ImageError> {
-    match docker.inspect_image(reference).await {
-        Ok(img) => Ok(Some(img.id.unwrap_or_default())),
-        Err(bollard::errors::Error::DockerResponseServerError {
-            status_code: 404, ..
-        }) => Ok(None),
-        Err(source) => {
-            Err(EngineError::api(format!("looking up image {reference}"), source).into())
-        }
-    }
+pub async fn present(engine: &dyn Engine, reference: &str) -> Result<Option<String>, ImageError> {
+    Ok(engine.inspect_image(reference).await?.map(|img| img.id))
 }
 
 /// Make sure the base `reference` (named by `image`'s Dockerfile) is in the engine,
 /// bootstrapping it when airlock can. Whether it had to be made.
 pub async fn ensure_base(
-    engine: &Engine,
+    engine: &dyn Engine,
     image: &str,
     reference: &str,
     progress: &mut Progress,
 ) -> Result<bool, ImageError> {
-    let docker = engine.docker();
-    if present(docker, reference).await?.is_some() {
+    if present(engine, reference).await?.is_some() {
         return Ok(false);
     }
     let Some(recipe) = recipe_for(reference) else {
@@ -114,18 +101,18 @@ pub async fn ensure_base(
         ))
     })
     .await;
-    if present(docker, reference).await?.is_some() {
+    if present(engine, reference).await?.is_some() {
         return Ok(false);
     }
     match recipe {
-        Recipe::Busybox => bootstrap_busybox(docker, reference, progress).await?,
-        Recipe::Debian { suite } => bootstrap_debian(docker, reference, &suite, progress).await?,
+        Recipe::Busybox => bootstrap_busybox(engine, reference, progress).await?,
+        Recipe::Debian { suite } => bootstrap_debian(engine, reference, &suite, progress).await?,
     }
     Ok(true)
 }
 
 async fn bootstrap_busybox(
-    docker: &Docker,
+    engine: &dyn Engine,
     reference: &str,
     progress: &mut Progress,
 ) -> Result<(), ImageError> {
@@ -143,11 +130,11 @@ async fn bootstrap_busybox(
     })?;
     let how = format!("host {} ({version})", path.display());
     let changes = changes(reference, &how, "[\"/bin/sh\"]");
-    import(docker, reference, changes, Body::Full(tar)).await
+    import(engine, reference, changes, Body::Full(tar)).await
 }
 
 async fn bootstrap_debian(
-    docker: &Docker,
+    engine: &dyn Engine,
     reference: &str,
     suite: &str,
     progress: &mut Progress,
@@ -173,7 +160,7 @@ async fn bootstrap_debian(
             }
         }
     });
-    let imported = import(docker, reference, changes, Body::Stream(Box::pin(stream))).await;
+    let imported = import(engine, reference, changes, Body::Stream(Box::pin(stream))).await;
     // A failure to read the root filesystem explains a failed import better than the
     // engine's "unexpected EOF".
     match producer.await {
@@ -210,29 +197,26 @@ fn changes(reference: &str, how: &str, cmd: &str) -> Vec<String> {
 
 /// Import a root filesystem tar as `reference`.
 async fn import(
-    docker: &Docker,
+    engine: &dyn Engine,
     reference: &str,
     changes: Vec<String>,
     body: Body,
 ) -> Result<(), ImageError> {
-    let (repo, tag) = split_tag(reference);
-    let options = CreateImageOptionsBuilder::default()
-        .from_src("-")
-        .repo(repo)
-        .tag(tag)
-        .message("bootstrapped by airlock")
-        .changes(changes)
-        .build();
     let doing = || format!("importing the bootstrapped {reference}");
-    let body = match body {
-        Body::Full(bytes) => bollard::body_full(bytes.into()),
-        Body::Stream(stream) => bollard::body_try_stream(stream),
+    let rootfs: crate::engine::ByteStream = match body {
+        Body::Full(bytes) => Box::pin(futures_util::stream::once(async move {
+            Ok(bytes::Bytes::from(bytes))
+        })),
+        Body::Stream(stream) => stream,
     };
-    let mut stream = docker.create_image(Some(options), Some(body), None);
-    while let Some(item) = stream.next().await {
-        item.map_err(|source| EngineError::api(doing(), source))?;
-    }
-    if present(docker, reference).await?.is_none() {
+    engine
+        .import_image(ImportSpec {
+            reference: reference.to_string(),
+            changes,
+            rootfs,
+        })
+        .await?;
+    if present(engine, reference).await?.is_none() {
         return Err(EngineError::Other {
             doing: doing(),
             message: format!("the import finished but {reference} is not in the engine"),

@@ -1,4 +1,4 @@
-//! The setup phase's container and the program it runs.
+//! Step 2: the setup phase. Its container, the program it runs, and running it.
 //!
 //! Secrets must reach the setup script's process and nothing else: not container env (that
 //! shows in `docker inspect` and in the engine's state on disk), not labels, not command
@@ -8,16 +8,136 @@
 //! (single-quoted: data, never interpreted), runs the environment's setup script with
 //! `bash -e -o pipefail` (or `sh` where the image has no bash), then hands what crosses to
 //! the agent's user. The engine's log driver is `none`, so no output is kept on disk either.
+//!
+//! Before the container starts, the run's objects are made (the setup network and the
+//! volumes of the [`MountPlan`]) and the workspace is copied in.
 
+use std::path::Path;
+
+use rand::Rng;
+use secrecy::ExposeSecret;
 use zeroize::Zeroizing;
 
-use secrecy::ExposeSecret;
-
-use super::{RunNames, AIRLOCK_ENV_PATH, WORKSPACE};
-use crate::boundary::{self, RootKind};
-use crate::engine::{labels, ContainerSpec, VolumeMount};
+use super::drive::{self, Drive};
+use super::events::{Event, Phase};
+use super::outcome::RunError;
+use super::plan::{MountPlan, WORKSPACE};
+use super::prepare::Ready;
+use super::Ctx;
+use crate::boundary::ENV_FILE as AIRLOCK_ENV_PATH;
+use crate::engine::{labels, ContainerSpec, Network};
 use crate::environment::Environment;
+use crate::record::Report;
 use crate::secrets::SecretValue;
+use crate::workspace::{self, Manifest};
+
+/// What the setup phase left: its (stopped) container and what was copied in.
+pub struct SetupDone {
+    pub container: String,
+    /// The workspace as it was packed at the start (the patch's "before" side).
+    pub packed: Manifest,
+}
+
+/// Make the run's objects, copy the workspace in, run the setup script to its end.
+pub async fn run(
+    run: &Ctx<'_>,
+    ready: &Ready,
+    plan: &MountPlan,
+    report: &mut Report,
+) -> Result<SetupDone, RunError> {
+    let (engine, env) = (run.engine, &run.task.env);
+    // Objects: the setup network and the volumes that carry what crosses, made at once.
+    let network_labels = labels::for_run(&run.names.run_id, "setup", &ready.owner);
+    let mut object_labels = network_labels.clone();
+    if run.opts.keep {
+        object_labels.insert(labels::KEPT.into(), "true".into());
+    }
+    let network_name = run.names.network();
+    let network = engine.create_network(&network_name, &network_labels);
+    let volumes = plan
+        .volumes()
+        .iter()
+        .map(|v| engine.create_volume(v, &object_labels));
+    futures_util::future::try_join(network, futures_util::future::try_join_all(volumes)).await?;
+    run.lap("network and volumes");
+
+    let marker = format!("__airlock_end_{:032x}__", rand::rng().random::<u128>());
+    let spec = spec(run, &ready.image.reference, plan, &ready.owner, &marker);
+    let id = engine.create_container(&spec).await?;
+    run.lap("setup container created");
+    let exclude = vec![
+        run.record.dir().to_path_buf(),
+        run.task.workspace.join(".airlock"),
+    ];
+    let (tar, packed) = workspace::pack(run.task.workspace.clone(), exclude);
+    engine.upload(&id, WORKSPACE, Box::pin(tar)).await?;
+    let packed = packed
+        .await
+        .map_err(|e| RunError::Internal(format!("packing the workspace: {e}")))?
+        .map_err(|e| RunError::Internal(format!("packing the workspace: {e}")))?;
+    for skipped in &packed.skipped {
+        run.events.event(&Event::Warning(format!(
+            "not copied (not a file, folder or symlink): {}",
+            skipped.display()
+        )));
+    }
+    if !ready.ca.is_empty() {
+        engine.upload(&id, "/", ca_tar(&ready.ca)).await?;
+    }
+    run.lap("workspace uploaded");
+
+    let secrets = ready.secrets.len();
+    run.events.event(&Event::PhaseStarted {
+        phase: Phase::Setup,
+        detail: format!(
+            "network on, {secrets} secret{}",
+            if secrets == 1 { "" } else { "s" }
+        ),
+    });
+    let end = drive::drive(
+        engine,
+        &id,
+        Drive {
+            phase: Phase::Setup,
+            stdin: Some(program(env, &ready.secrets, &marker, !ready.ca.is_empty())),
+            secrets: &ready.scanner,
+            log: run.log("setup")?,
+            events: run.events,
+            limit: env.limits.setup_timeout,
+        },
+    )
+    .await?;
+    run.phase_ended(Phase::Setup, &end);
+    report.setup = end.report.clone();
+    run.lap("setup phase");
+    run.checkpoint(report);
+    if end.timed_out || end.exited.code != 0 {
+        let why = if end.timed_out {
+            format!(
+                "setup timed out after {}",
+                humantime::format_duration(env.limits.setup_timeout)
+            )
+        } else {
+            format!(
+                "setup failed: its script exited with code {}{}",
+                end.exited.code,
+                if end.exited.oom_killed {
+                    format!(" after running out of memory: {}", super::oom_note(env))
+                } else {
+                    String::new()
+                }
+            )
+        };
+        return Err(RunError::SetupFailed(format!(
+            "{why}; the agent phase did not start (log: {})",
+            run.record.path("setup.log").display()
+        )));
+    }
+    Ok(SetupDone {
+        container: id,
+        packed: packed.manifest,
+    })
+}
 
 /// The setup container's command: read the program up to the marker (`$1`), run it.
 pub const BOOTSTRAP: &str = r#"m="$1"; p=""
@@ -43,19 +163,13 @@ pub fn shell_quote(value: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The setup container.
-pub fn spec(
-    names: &RunNames,
-    image: &str,
-    env: &Environment,
-    has_git: bool,
-    owner: &str,
-    marker: &str,
-) -> ContainerSpec {
+/// The setup container: root, the run's own network, the plan's setup mounts.
+fn spec(run: &Ctx<'_>, image: &str, plan: &MountPlan, owner: &str, marker: &str) -> ContainerSpec {
+    let env = &run.task.env;
     let mut vars: Vec<String> = env.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     vars.push(format!("AIRLOCK_ENV={AIRLOCK_ENV_PATH}"));
     ContainerSpec {
-        name: names.container("setup"),
+        name: run.names.container("setup"),
         image: image.to_string(),
         cmd: vec![
             "/bin/sh".into(),
@@ -67,10 +181,10 @@ pub fn spec(
         env: vars,
         user: Some("0:0".into()),
         working_dir: Some(WORKSPACE.into()),
-        labels: labels::for_run(&names.run_id, "setup", owner),
-        network: names.network(),
-        volumes: volumes(names, env, has_git, false),
-        tmpfs: Default::default(),
+        labels: labels::for_run(&run.names.run_id, "setup", owner),
+        network: Network::Named(run.names.network()),
+        volumes: plan.setup_mounts(),
+        tmpfs: Vec::new(),
         locked_down: false,
         memory: env.limits.memory,
         cpus: env.limits.cpus,
@@ -81,47 +195,24 @@ pub fn spec(
     }
 }
 
-/// The run's volumes as each phase mounts them: the workspace, its `.git` (read-only to the
-/// agent), and one per persist path. The setup phase mounts each a second time under
-/// [`boundary::CROSSING_DIR`], where the boundary reads them all at once.
-pub fn volumes(
-    names: &RunNames,
-    env: &Environment,
-    has_git: bool,
-    agent: bool,
-) -> Vec<VolumeMount> {
-    // The engine fills an empty volume from the image at every mount while it stays empty,
-    // resetting its root's owner too. The workspace and .git never want that; a persist
-    // volume does in setup (the image's files at that path are kept), and never in the
-    // agent phase (it must see exactly what setup left).
-    let mut v = Vec::new();
-    for root in boundary::roots(WORKSPACE, has_git, &env.persist) {
-        let volume = names.volume(&root);
-        let (read_only, no_copy) = match root.kind {
-            RootKind::Workspace => (false, true),
-            RootKind::Git => (agent, true),
-            RootKind::Persist => (false, agent),
-        };
-        v.push(VolumeMount {
-            volume: volume.clone(),
-            target: root.path.clone(),
-            read_only,
-            no_copy,
-        });
-        if !agent {
-            v.push(VolumeMount {
-                volume,
-                target: root.crossing_path(),
-                read_only: false,
-                no_copy: true,
-            });
-        }
+/// A tar putting each CA file at /airlock/ca/<name>.
+fn ca_tar(files: &[(String, Vec<u8>)]) -> crate::engine::ByteStream {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (name, data) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        let _ = builder.append_data(&mut h, Path::new("airlock/ca").join(name), &data[..]);
     }
-    v
+    let bytes = builder.into_inner().unwrap_or_default();
+    Box::pin(futures_util::stream::once(async move {
+        Ok(bytes::Bytes::from(bytes))
+    }))
 }
 
 /// The program sent over stdin: secrets, the script, the hand-over. Zeroized when dropped.
-pub fn program(
+fn program(
     env: &Environment,
     secrets: &[(String, SecretValue)],
     marker: &str,

@@ -1,0 +1,67 @@
+//! Step 5: the patch. The agent phase's changes to the workspace as a git patch against the
+//! workspace as it was packed at the start ([`crate::patch`]), written to the record, and
+//! applied to the host workspace with `--apply` (never over a host edit made meanwhile).
+
+use super::agent::AgentDone;
+use super::outcome::RunError;
+use super::plan::WORKSPACE;
+use super::setup::SetupDone;
+use super::Ctx;
+use crate::boundary::Crossing;
+use crate::patch;
+use crate::record::{PatchReport, Report};
+
+/// How applying went, when it was asked for and could not be done: the reason.
+pub type ApplyFailure = Option<String>;
+
+pub async fn collect(
+    run: &Ctx<'_>,
+    agent: &AgentDone,
+    setup: &SetupDone,
+    crossing: &Crossing,
+    report: &mut Report,
+) -> Result<ApplyFailure, RunError> {
+    let made = patch::build(
+        run.engine,
+        &agent.container,
+        WORKSPACE,
+        &run.task.workspace,
+        &setup.packed,
+        &crossing.workspace,
+    )
+    .await
+    .map_err(|e| RunError::Internal(format!("changes.patch: {e}")))?;
+    run.lap("patch built");
+    let patch_path = run
+        .record
+        .write_file("changes.patch", &made.bytes)
+        .map_err(|e| RunError::Internal(format!("run record: {e}")))?;
+    let mut applied = false;
+    let mut failed = None;
+    if run.opts.apply && !made.bytes.is_empty() {
+        if made.host_changed.is_empty() {
+            match patch::apply(&run.task.workspace, &patch_path) {
+                Ok(()) => applied = true,
+                Err(e) => failed = Some(e.to_string()),
+            }
+        } else {
+            failed = Some(format!(
+                "refused to apply {}: the workspace changed on the host while the run ran ({}), and applying would write over that\n  fix: read the patch and apply what you want of it by hand (git apply --3way)",
+                patch_path.display(),
+                made.host_changed.join(", ")
+            ));
+        }
+    }
+    report.patch = Some(PatchReport {
+        file: patch_path.display().to_string(),
+        files_changed: made.files.len(),
+        host_changed: made.host_changed.clone(),
+        bytes: made.bytes.len() as u64,
+        applied,
+    });
+    if !run.opts.keep {
+        run.engine.remove_container(&agent.container).await?;
+        run.lap("agent container removed");
+    }
+    Ok(failed)
+}
