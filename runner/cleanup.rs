@@ -132,9 +132,7 @@ pub async fn gc(
     include_kept: bool,
     runs: &[String],
 ) -> Result<GcReport, EngineError> {
-    let objects = engine
-        .list_labelled(&[format!("{}=true", labels::MANAGED)])
-        .await?;
+    let objects = engine.list_labelled(&[labels::managed_filter()]).await?;
     let mut report = GcReport::default();
     let mut doomed = Vec::new();
     for o in objects {

@@ -20,9 +20,9 @@ pub const IMAGE_NAME: &str = "airlock.image.name";
 /// On base images airlock bootstrapped (no registry): how it made them.
 pub const IMAGE_BOOTSTRAP: &str = "airlock.image.bootstrap";
 
-/// The filter that selects every object airlock manages.
-pub fn managed_filter() -> HashMap<String, Vec<String>> {
-    HashMap::from([("label".to_string(), vec![format!("{MANAGED}=true")])])
+/// The label filter (`key=value`) that selects every object airlock manages.
+pub fn managed_filter() -> String {
+    format!("{MANAGED}=true")
 }
 
 /// Labels for an object of one run and phase.

@@ -47,9 +47,7 @@ pub async fn list(
     engine: &dyn Engine,
     root: Option<&ConfigRoot>,
 ) -> Result<Vec<ImageInfo>, ImageError> {
-    let summaries = engine
-        .list_images(&[format!("{}=true", labels::MANAGED)])
-        .await?;
+    let summaries = engine.list_images(&[labels::managed_filter()]).await?;
     let mut hashes: HashMap<String, Option<String>> = HashMap::new();
     let mut out = Vec::new();
     for s in summaries {

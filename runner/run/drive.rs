@@ -48,6 +48,8 @@ impl Output {
 
     fn push(&mut self, data: &[u8], to: &mut Sinks<'_>) {
         let clean = self.redactor.push(data);
+        // The log keeps the redacted bytes as they came; only events are cut into lines.
+        to.log.write(&clean);
         self.lines(&clean, to);
     }
 
@@ -77,6 +79,7 @@ impl Output {
 
     fn finish(&mut self, to: &mut Sinks<'_>) {
         let tail = self.redactor.finish();
+        to.log.write(&tail);
         self.lines(&tail, to);
         if !self.partial.is_empty() {
             let rest = std::mem::take(&mut self.partial);
@@ -85,7 +88,7 @@ impl Output {
     }
 }
 
-/// Where a phase's (redacted) lines go.
+/// Where a phase's (redacted) output goes: the log, as it came, and the events, in lines.
 struct Sinks<'a> {
     phase: Phase,
     log: CappedLog,
@@ -97,7 +100,6 @@ impl Sinks<'_> {
         if lines.is_empty() {
             return;
         }
-        self.log.write(lines);
         self.events.event(&Event::Output {
             phase: self.phase,
             stream,

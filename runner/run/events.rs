@@ -192,10 +192,6 @@ impl Stop {
         self.token.cancel();
     }
 
-    pub fn is_stopped(&self) -> bool {
-        self.token.is_cancelled()
-    }
-
     /// Resolves when the run is to stop, with the reason.
     pub async fn stopped(&self) -> StopReason {
         self.token.cancelled().await;

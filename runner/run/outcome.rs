@@ -7,7 +7,7 @@ use super::events::StopReason;
 use crate::engine::EngineError;
 use crate::environment::Environment;
 use crate::images::ImageError;
-use crate::outcome::{Outcome, Signal};
+use crate::outcome::Outcome;
 
 /// Why a run ended before, or instead of, the agent command's own ending.
 #[derive(Debug, thiserror::Error)]
@@ -125,9 +125,4 @@ pub fn of_agent(
         Outcome::Failed
     };
     Ok((outcome, code))
-}
-
-/// The exit code of a signal, for drivers that report one without a run.
-pub fn signal_exit(signal: Signal) -> i32 {
-    Outcome::Interrupted.exit_code(None, Some(signal))
 }

@@ -358,3 +358,36 @@ async fn a_missing_workspace_is_a_config_error_before_any_object() {
     assert!(done.report.error.unwrap().contains("does not exist"));
     assert!(engine.leftovers().is_empty());
 }
+
+/// The log keeps the output as it came (a line longer than the event limit stays one line);
+/// events get an endless line in bounded pieces, stdout and stderr apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_keeps_long_lines_whole_and_events_split_them() {
+    let long = "x".repeat(100 * 1024);
+    let script = Script {
+        agent: Play {
+            output: vec![
+                (false, long.clone().into_bytes()),
+                (true, b"oops\n".to_vec()),
+            ],
+            ..Play::default()
+        },
+        ..Script::default()
+    };
+    let (setup, _, done, events) = ends(script, Stop::new()).await;
+    assert_eq!(done.report.outcome, Outcome::Succeeded);
+    let log = std::fs::read_to_string(setup.dir.path().join("out/agent.log")).unwrap();
+    assert!(log.contains(&long), "the log split the line");
+    let pieces = events
+        .iter()
+        .filter(|e| e.starts_with("agent Stdout x"))
+        .count();
+    assert_eq!(
+        pieces, 2,
+        "a 100 KiB unended line reaches events as two pieces"
+    );
+    assert!(
+        events.iter().any(|e| e == "agent Stderr oops"),
+        "{events:#?}"
+    );
+}
