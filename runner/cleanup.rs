@@ -160,16 +160,6 @@ pub async fn gc(
     Ok(report)
 }
 
-impl ObjectKind {
-    pub fn plural(self) -> &'static str {
-        match self {
-            ObjectKind::Container => "containers",
-            ObjectKind::Network => "networks",
-            ObjectKind::Volume => "volumes",
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,6 +33,7 @@ pub mod cli;
 pub mod console;
 pub mod engine;
 pub mod environment;
+pub mod hex;
 pub mod images;
 pub mod outcome;
 pub mod patch;

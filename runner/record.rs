@@ -39,15 +39,16 @@ pub struct Record {
 impl Record {
     /// Create the folder and prove it writable (a probe file is written, synced and removed),
     /// so a full disk or a read-only folder fails the run before anything starts.
-    /// The folder is kept as an absolute path: the run compares it with workspace paths (to
-    /// leave it out of the copy) and `--apply` hands it to git running in the workspace.
+    /// The folder is kept as a canonical path (absolute, no `..`, links resolved): the run
+    /// compares it with workspace paths (to leave it out of the copy), `--apply` hands it to
+    /// git running in the workspace, and it is what the user is shown.
     pub fn create(dir: &Path) -> Result<Record, RecordError> {
         let unusable = |source| RecordError::Unusable {
             dir: dir.to_path_buf(),
             source,
         };
-        let dir = &std::path::absolute(dir).map_err(unusable)?;
         std::fs::create_dir_all(dir).map_err(unusable)?;
+        let dir = &dir.canonicalize().map_err(unusable)?;
         let probe = dir.join(".probe");
         let mut f = File::create(&probe).map_err(unusable)?;
         f.write_all(&[0u8; 4096])
@@ -269,6 +270,17 @@ mod tests {
             .unwrap()
             .len();
         assert!(len > LOG_CAP && len < LOG_CAP + 200, "{len}");
+    }
+
+    #[test]
+    fn the_folder_is_kept_normalised() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("a")).unwrap();
+        let rec = Record::create(&dir.path().join("a/../runs/r1")).unwrap();
+        assert_eq!(
+            rec.dir(),
+            dir.path().canonicalize().unwrap().join("runs/r1")
+        );
     }
 
     #[test]

@@ -24,7 +24,7 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use crate::run::{assert_run_gone, contains, Fixture, SECRET};
+use crate::harness::{assert_run_gone, contains, Fixture, SECRET};
 
 /// A name no other test (or earlier run) uses: for files a probe must not find on the host.
 fn unique(what: &str) -> String {

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use crate::harness::Test;
-use crate::run::{assert_run_gone, contains, Fixture};
+use crate::harness::{assert_run_gone, contains, Fixture};
 
 const RUNS: usize = 8;
 

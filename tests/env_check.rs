@@ -582,19 +582,27 @@ fn names_are_resolved_under_envs_and_hostile_ones_refused() {
     let root = Root::new();
     root.write("envs/good.yaml", "image: tiny\n");
     let run = |arg: &str| Test::new().root(&root).args(["env", "check", arg]).run();
-    run("..")
-        .code(1)
-        .stderr_has("\"..\" is not an environment name")
-        .stderr_has("give its path (with a /)");
-    run("x\\y").code(1).stderr_has("is not an environment name");
+    // The message is the point: checked whole.
+    let name_fix = "  fix: a name is letters, digits, '_', '.' and '-', starting with a letter or \
+                    digit, and is looked up as envs/NAME.yaml; to use a file elsewhere, give its \
+                    path (with a /)\n";
+    let invalid = "airlock: 1 of 1 environment invalid\n";
+    run("..").code(1).stderr_is(&format!(
+        "airlock: error: \"..\" is not an environment name\n{name_fix}{invalid}"
+    ));
+    run("x\\y").code(1).stderr_is(&format!(
+        "airlock: error: \"x\\\\y\" is not an environment name\n{name_fix}{invalid}"
+    ));
     // With a slash it is a path, taken as the user typed it.
-    run("../../etc/nothere")
-        .code(1)
-        .stderr_has("no such file: ../../etc/nothere");
-    run("godo")
-        .code(1)
-        .stderr_has("no environment godo: envs/godo.yaml does not exist")
-        .stderr_has("fix: did you mean good?");
+    run("../../etc/nothere").code(1).stderr_is(&format!(
+        "airlock: error: no such file: ../../etc/nothere\n  fix: give the path of an \
+         environment file, or an environment's name (envs/NAME.yaml under the config root)\n\
+         {invalid}"
+    ));
+    run("godo").code(1).stderr_is(&format!(
+        "airlock: error: no environment godo: envs/godo.yaml does not exist\n  fix: did you \
+         mean good? (environments: good)\n{invalid}"
+    ));
     run("envs/good.yaml").success().stdout_has("good: ok");
 }
 
@@ -607,8 +615,10 @@ fn a_file_that_is_not_utf8() {
         .args(["env", "check", "x"])
         .run()
         .code(1)
-        .stderr_has("envs/x.yaml:3:6: the file is not UTF-8 text")
-        .stderr_has("fix: save it as UTF-8");
+        .stderr_is(
+            "airlock: error: envs/x.yaml:3:6: the file is not UTF-8 text\n  fix: save it as \
+             UTF-8\nairlock: 1 of 1 environment invalid\n",
+        );
 }
 
 #[test]

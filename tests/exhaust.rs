@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use airlock::record::LOG_CAP;
 use airlock::run::drive::STOP_GRACE_SECS;
 
-use crate::run::{assert_run_gone, contains, Fixture, SECRET};
+use crate::harness::{assert_run_gone, contains, Fixture, SECRET};
 
 fn run_id(report: &serde_json::Value) -> String {
     report["run_id"]

@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use sha2::{Digest, Sha256};
 
+use crate::harness::{assert_run_gone, contains, Fixture, SECRET, TINY};
 use crate::harness::{docker, Test};
-use crate::run::{assert_run_gone, contains, Fixture, SECRET, TINY};
 
 /// How long any wait in this module may take before the test gives up (a hang guard, not a
 /// timing assertion).

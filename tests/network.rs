@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::harness::docker;
-use crate::run::{assert_run_gone, running_container_of, Fixture};
+use crate::harness::{assert_run_gone, running_container_of, Fixture};
 
 /// The agent's output lines (without the `agent | ` prefix).
 fn agent_lines(stderr: &str) -> Vec<&str> {

@@ -164,9 +164,11 @@ pub async fn check(
                 message: e.to_string(),
             })??;
     if let Some(hit) = secrets.scan_bytes(&scanned.env) {
-        return Err(leak(hit, "the $AIRLOCK_ENV file".into()));
+        let place = env_file_place(&scanned.env, &secrets);
+        return Err(leak(hit, place));
     }
-    let extra = envfile::parse(&scanned.env).map_err(|e| BoundaryError::EnvFile(e.to_string()))?;
+    let extra = envfile::parse(&scanned.env)
+        .map_err(|e| BoundaryError::EnvFile(redacted(e.to_string().as_bytes(), &secrets)))?;
     let mut vars: Vec<(String, String)> = env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     for (k, v) in extra {
         vars.retain(|(name, _)| name != &k);
@@ -417,15 +419,44 @@ fn read_env_entry<R: Read>(
     Ok(data)
 }
 
-/// A path for messages: redacted (a file name may itself hold the secret) and with control
-/// characters escaped.
-fn display_path(root: &str, rel: &[u8], secrets: &SecretSet) -> String {
+/// Where in the `$AIRLOCK_ENV` file a secret value was found, for the refusal: the variable
+/// whose name or value holds it (a user with thirty lines wants to know which), else the
+/// line. A name that is itself the secret is shown redacted.
+fn env_file_place(bytes: &[u8], secrets: &SecretSet) -> String {
+    if let Ok(vars) = envfile::parse(bytes) {
+        for (name, value) in &vars {
+            if secrets.scan_bytes(name.as_bytes()).is_some() {
+                return format!(
+                    "the $AIRLOCK_ENV file, in the name of variable `{}`",
+                    redacted(name.as_bytes(), secrets)
+                );
+            }
+            if secrets.scan_bytes(value.as_bytes()).is_some() {
+                return format!("the $AIRLOCK_ENV file, in the value of `{name}`");
+            }
+        }
+    }
+    match bytes
+        .split(|&b| b == b'\n')
+        .position(|line| secrets.scan_bytes(line).is_some())
+    {
+        Some(i) => format!("the $AIRLOCK_ENV file, line {}", i + 1),
+        None => "the $AIRLOCK_ENV file".into(),
+    }
+}
+
+/// Text for a message: redacted, then escaped.
+fn redacted(bytes: &[u8], secrets: &SecretSet) -> String {
     let mut redactor = secrets.redactor();
-    let mut clean = redactor.push(rel);
+    let mut clean = redactor.push(bytes);
     clean.extend(redactor.finish());
-    let mut out = Vec::new();
-    crate::console::sanitize_into(&clean, &mut out);
-    format!("{root}/{}", String::from_utf8_lossy(&out))
+    paths::escape(&clean)
+}
+
+/// A path for messages: redacted (a file name may itself hold the secret), then escaped by
+/// the one escaper for names in messages ([`paths::escape`]).
+fn display_path(root: &str, rel: &[u8], secrets: &SecretSet) -> String {
+    format!("{root}/{}", redacted(rel, secrets))
 }
 
 #[cfg(test)]
@@ -545,6 +576,28 @@ mod tests {
         ok.push(("crossing/workspace/alias", L, b"crossing/workspace/a.txt"));
         let s = scan(&ok).unwrap();
         assert!(s.workspace.entries.contains_key(&b"alias"[..]));
+    }
+
+    #[test]
+    fn a_secret_in_the_env_file_is_placed_at_its_variable_or_line() {
+        let set = SecretSet::new(&[("TOKEN", SECRET)]);
+        let secret = std::str::from_utf8(SECRET).unwrap();
+        let file = format!("A=1\nB=x{secret}y\nC=3\n");
+        assert_eq!(
+            env_file_place(file.as_bytes(), &set),
+            "the $AIRLOCK_ENV file, in the value of `B`"
+        );
+        let heredoc = format!("A=1\nM<<EOF\none\n{secret}\nEOF\n");
+        assert_eq!(
+            env_file_place(heredoc.as_bytes(), &set),
+            "the $AIRLOCK_ENV file, in the value of `M`"
+        );
+        // Not parseable: the line, and never the value.
+        let bad = format!("A=1\nnot an assignment\n{secret}\n");
+        assert_eq!(
+            env_file_place(bad.as_bytes(), &set),
+            "the $AIRLOCK_ENV file, line 3"
+        );
     }
 
     #[test]

@@ -16,14 +16,14 @@
 //! - a symlink crosses whatever its target: it is copied as a link and never followed on the
 //!   host (an absolute target means the same thing inside the agent phase's container as it
 //!   did in the setup phase's). Its target is returned so the caller can scan it for secret
-//!   values like any other bytes;
-//! - [`ArchiveCheck`] also refuses an entry whose parent is, earlier in the same archive, a
-//!   symlink or a non-directory: an extractor would otherwise write through the link.
+//!   values like any other bytes.
+//!
+//! Nothing is extracted from these archives: what crosses stays in the run's volumes, so an
+//! entry below a symlink (which a real filesystem can't produce anyway) writes nowhere.
 //!
 //! Names are bytes: non-UTF-8 file names are legal and cross unchanged. In messages they are
 //! shown with non-printable bytes escaped, so a hostile name cannot drive the terminal.
 
-use std::collections::HashSet;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -182,11 +182,6 @@ pub enum Refusal {
         target: EscapedName,
         why: &'static str,
     },
-    #[error(
-        "its parent `{0}` is a symlink or a file earlier in the archive; nothing is written \
-         through a link"
-    )]
-    ThroughLink(EscapedName),
     #[error("`{0}` is not a valid root name (one path component, not `.` or `..`)")]
     BadRoot(String),
 }
@@ -253,21 +248,6 @@ pub fn check_entry(
     })
 }
 
-/// [`check_entry`] for an entry of a `tar` archive.
-pub fn check_tar_entry<R: std::io::Read>(
-    root_name: &str,
-    entry: &tar::Entry<'_, R>,
-) -> Result<CheckedEntry, PathError> {
-    let path = entry.path_bytes();
-    let target = entry.link_name_bytes();
-    check_entry(
-        root_name,
-        &path,
-        tar_kind(entry.header().entry_type()),
-        target.as_deref(),
-    )
-}
-
 /// `path` relative to `root_name/`, normalised (empty and `.` components dropped).
 fn relative(root_name: &str, path: &[u8]) -> Result<RelPath, Refusal> {
     if path.is_empty() {
@@ -289,68 +269,6 @@ fn relative(root_name: &str, path: &[u8]) -> Result<RelPath, Refusal> {
     match all.split_first() {
         Some((first, rest)) if *first == root_name.as_bytes() => Ok(RelPath(rest.join(&b'/'))),
         _ => Err(Refusal::OutsideRoot(root_name.escape_debug().to_string())),
-    }
-}
-
-/// Checks a whole archive, entry by entry: [`check_entry`], and no entry below a path that
-/// is, earlier in the archive, a symlink or a non-directory.
-pub struct ArchiveCheck {
-    root_name: String,
-    /// Paths last seen as something other than a directory.
-    not_dirs: HashSet<RelPath>,
-}
-
-impl ArchiveCheck {
-    pub fn new(root_name: &str) -> ArchiveCheck {
-        ArchiveCheck {
-            root_name: root_name.to_string(),
-            not_dirs: HashSet::new(),
-        }
-    }
-
-    /// Check the next entry of the archive.
-    pub fn check(
-        &mut self,
-        path: &[u8],
-        kind: EntryKind,
-        link_target: Option<&[u8]>,
-    ) -> Result<CheckedEntry, PathError> {
-        let checked = check_entry(&self.root_name, path, kind, link_target)?;
-        let mut parent = Vec::new();
-        let components: Vec<&[u8]> = checked.path.components().collect();
-        for component in components.iter().take(components.len().saturating_sub(1)) {
-            if !parent.is_empty() {
-                parent.push(b'/');
-            }
-            parent.extend_from_slice(component);
-            let so_far = RelPath(parent.clone());
-            if self.not_dirs.contains(&so_far) {
-                return Err(PathError {
-                    entry: EscapedName(path.to_vec()),
-                    reason: Refusal::ThroughLink(EscapedName(so_far.0)),
-                });
-            }
-        }
-        if checked.kind == EntryKind::Dir {
-            self.not_dirs.remove(&checked.path);
-        } else {
-            self.not_dirs.insert(checked.path.clone());
-        }
-        Ok(checked)
-    }
-
-    /// [`ArchiveCheck::check`] for an entry of a `tar` archive.
-    pub fn check_tar<R: std::io::Read>(
-        &mut self,
-        entry: &tar::Entry<'_, R>,
-    ) -> Result<CheckedEntry, PathError> {
-        let path = entry.path_bytes();
-        let target = entry.link_name_bytes();
-        self.check(
-            &path,
-            tar_kind(entry.header().entry_type()),
-            target.as_deref(),
-        )
     }
 }
 

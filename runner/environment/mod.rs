@@ -23,7 +23,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::de::{Deserialize, DeserializeSeed};
-use sha2::{Digest, Sha256};
 
 pub use error::{display_path, EnvError};
 pub use values::{
@@ -209,14 +208,6 @@ pub fn list(root: &ConfigRoot) -> Result<Vec<PathBuf>, EnvError> {
     Ok(files)
 }
 
-/// Load and validate one environment file. Relative `ca_certificates` paths start at the
-/// config root found for this file ([`ConfigRoot::locate`] without `--root`), else at the
-/// file's folder; callers that hold a root use [`load_in`].
-pub fn load(path: &Path) -> Result<Environment, EnvError> {
-    let root = ConfigRoot::locate(None, Some(path)).ok();
-    load_in(root.as_ref(), path)
-}
-
 /// Load and validate one environment file, resolving relative paths in it against `root`.
 pub fn load_in(root: Option<&ConfigRoot>, path: &Path) -> Result<Environment, EnvError> {
     let bytes = read(path)?;
@@ -281,7 +272,7 @@ pub fn load_in(root: Option<&ConfigRoot>, path: &Path) -> Result<Environment, En
     Ok(Environment {
         name,
         path: path.to_path_buf(),
-        content_hash: hex(&Sha256::digest(&bytes)),
+        content_hash: crate::hex::sha256(&bytes),
         image: parsed.image,
         env: parsed.env,
         secrets: parsed.secrets,
@@ -321,10 +312,6 @@ fn line_column(before: &[u8]) -> (usize, usize) {
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
     let column = before.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
     (line, column)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

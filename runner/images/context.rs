@@ -110,7 +110,7 @@ impl Context {
                 }
             }
         }
-        Ok(hex(&h.finalize()))
+        Ok(crate::hex::lower(&h.finalize()))
     }
 
     /// The build context as an uncompressed tar, in memory (image folders are small; a
@@ -201,10 +201,6 @@ fn io_err(doing: &str, path: &Path, source: io::Error) -> ImageError {
         path: path.to_path_buf(),
         source,
     }
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -60,7 +60,7 @@ fn lock_path(engine_host: &str, key: &str) -> PathBuf {
         .filter(|d| d.is_dir())
         .unwrap_or_else(std::env::temp_dir);
     let digest = Sha256::digest(format!("{engine_host}\0{key}").as_bytes());
-    let short = super::context::hex(&digest[..8]);
+    let short = crate::hex::lower(&digest[..8]);
     dir.join(format!("airlock-image-{short}.lock"))
 }
 

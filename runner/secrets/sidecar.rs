@@ -13,8 +13,6 @@
 
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
 use super::SecretError;
 
 const HASH_PREFIX: &str = "# sha256: ";
@@ -22,14 +20,6 @@ const HASH_PREFIX: &str = "# sha256: ";
 /// The sidecar of `secrets/NAME.age`: `secrets/NAME.recipients`.
 pub fn path_for(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("{name}.recipients"))
-}
-
-/// The hex SHA-256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// What a sidecar records.
@@ -84,7 +74,7 @@ impl Sidecar {
 
     /// The keys `ciphertext` was encrypted to, if this sidecar describes exactly it.
     pub fn keys_if_matches(&self, ciphertext: &[u8]) -> Option<&[String]> {
-        (self.sha256 == sha256_hex(ciphertext)).then_some(&self.keys[..])
+        (self.sha256 == crate::hex::sha256(ciphertext)).then_some(&self.keys[..])
     }
 
     pub fn save(&self, dir: &Path, name: &str) -> Result<(), SecretError> {
@@ -103,7 +93,7 @@ mod tests {
     #[test]
     fn round_trip_and_match() {
         let s = Sidecar {
-            sha256: sha256_hex(b"ciphertext"),
+            sha256: crate::hex::sha256(b"ciphertext"),
             keys: vec!["age1aaa".into(), "age1bbb".into()],
         };
         let parsed = Sidecar::parse(&s.render("X")).unwrap();

@@ -222,7 +222,7 @@ impl Store {
         })
         .map_err(|e| SecretError::io("write", &path, e))?;
         Sidecar {
-            sha256: sidecar::sha256_hex(&ciphertext),
+            sha256: crate::hex::sha256(&ciphertext),
             keys: recipients.keys(),
         }
         .save(&self.dir, name)

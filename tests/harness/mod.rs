@@ -11,6 +11,9 @@
 //! the user's real files.
 #![allow(dead_code)]
 
+mod fixture;
+pub use fixture::{assert_run_gone, contains, running_container_of, Fixture, SECRET, TINY};
+
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -227,6 +230,41 @@ impl Output {
         assert!(
             self.stderr().contains(needle),
             "stderr lacks {needle:?}\n{}",
+            self.describe()
+        );
+        self
+    }
+
+    /// Standard output is exactly `expected`: for tests where the message is the point.
+    #[track_caller]
+    pub fn stdout_is(self, expected: &str) -> Output {
+        assert_eq!(
+            self.stdout(),
+            expected,
+            "stdout differs\n{}",
+            self.describe()
+        );
+        self
+    }
+
+    /// Standard error is exactly `expected`.
+    #[track_caller]
+    pub fn stderr_is(self, expected: &str) -> Output {
+        assert_eq!(
+            self.stderr(),
+            expected,
+            "stderr differs\n{}",
+            self.describe()
+        );
+        self
+    }
+
+    /// One line of standard error is exactly `expected` (the others are progress).
+    #[track_caller]
+    pub fn stderr_line(self, expected: &str) -> Output {
+        assert!(
+            self.stderr().lines().any(|l| l == expected),
+            "no stderr line is exactly {expected:?}\n{}",
             self.describe()
         );
         self
