@@ -43,4 +43,5 @@ pub mod run;
 pub mod scan;
 pub mod secrets;
 pub mod shell;
+pub mod trusted;
 pub mod workspace;

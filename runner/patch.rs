@@ -28,6 +28,7 @@ use std::process::{Command, Stdio};
 
 use crate::boundary::paths;
 use crate::engine::Engine;
+use crate::trusted::Trusted;
 use crate::workspace::{blocking_reader, manifest_of_tar, Manifest};
 
 #[derive(Debug, thiserror::Error)]
@@ -38,7 +39,7 @@ pub enum PatchError {
     Git { args: String, stderr: String },
     #[error(transparent)]
     Engine(#[from] crate::engine::EngineError),
-    #[error("refused to apply {}: it touches `{path}`, and --apply never writes under a .git folder, into .airlock/ or outside the workspace\n  fix: read the patch and apply what you want of it by hand", patch.display())]
+    #[error("refused to apply {}: it touches `{path}`, and --apply never writes under a .git folder, into .airlock/, outside the workspace, or to what a later setup phase trusts (envs/, images/, secrets/, schedules/, .envrc, CI definitions) unless named with --apply-trusted PATH\n  fix: read the patch and apply what you want of it by hand", patch.display())]
     Refused { patch: PathBuf, path: String },
     #[error("git apply could not apply {} to {}:\n{stderr}\n  fix: did the workspace change while the run ran? the patch is kept: apply it by hand (git apply --3way PATCH)", patch.display(), workspace.display())]
     Apply {
@@ -57,6 +58,10 @@ pub struct Patch {
     /// edited the workspace while the run ran): the patch's "before" side for them is the
     /// host's newer version, so `--apply` must not write it over that edit.
     pub host_changed: Vec<String>,
+    /// Changed paths a later setup phase trusts ([`crate::trusted`]): left out of
+    /// [`Patch::bytes`], in [`Patch::held_back_bytes`] for review.
+    pub held_back: Vec<String>,
+    pub held_back_bytes: Vec<u8>,
 }
 
 /// Paths in `before` (the original workspace) that `after` (the boundary) changed or removed.
@@ -86,6 +91,7 @@ pub async fn build(
     original: &Path,
     packed: &Manifest,
     boundary: &Manifest,
+    trusted: &Trusted,
 ) -> Result<Patch, PatchError> {
     let root_name = workspace
         .rsplit('/')
@@ -148,24 +154,43 @@ pub async fn build(
         }
     }
     let after_tree = git.snapshot()?;
-    let bytes = git.run(&[
-        "diff",
-        "--no-color",
-        "--no-ext-diff",
-        "--no-textconv",
-        "--binary",
-        "--full-index",
-        "-M",
-        &before,
-        &after_tree,
-    ])?;
+    let held: Vec<&Vec<u8>> = changed.iter().filter(|p| trusted.holds(p)).collect();
+    let diff = |pathspecs: Vec<String>| {
+        let mut args = vec![
+            "diff",
+            "--no-color",
+            "--no-ext-diff",
+            "--no-textconv",
+            "--binary",
+            "--full-index",
+            "-M",
+            &before,
+            &after_tree,
+            "--",
+        ];
+        args.extend(pathspecs.iter().map(String::as_str));
+        git.run(&args)
+    };
+    let literal = |magic: &str, p: &[u8]| format!(":({magic}){}", String::from_utf8_lossy(p));
+    let (bytes, held_back_bytes) = if held.is_empty() {
+        (diff(Vec::new())?, Vec::new())
+    } else {
+        let mut kept = vec![".".to_string()];
+        kept.extend(held.iter().map(|p| literal("exclude,literal", p)));
+        let only: Vec<String> = held.iter().map(|p| literal("literal", p)).collect();
+        (diff(kept)?, diff(only)?)
+    };
+    let shown = |p: &Vec<u8>| String::from_utf8_lossy(p).into_owned();
     Ok(Patch {
         bytes,
         files: changed
             .iter()
-            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .filter(|p| !trusted.holds(p))
+            .map(shown)
             .collect(),
         host_changed,
+        held_back: held.into_iter().map(shown).collect(),
+        held_back_bytes,
     })
 }
 
@@ -409,7 +434,7 @@ fn copy_file(src: &Path, dst: &Path) -> std::io::Result<()> {
 /// is under a `.git` folder, absolute, or has a `..` component; then `git apply`, which also
 /// refuses paths outside the tree and never writes through a symlink, and checks every hunk
 /// before writing anything.
-pub fn apply(workspace: &Path, patch_file: &Path) -> Result<(), PatchError> {
+pub fn apply(workspace: &Path, patch_file: &Path, trusted: &Trusted) -> Result<(), PatchError> {
     // git runs in the workspace: a relative patch path would be read from the wrong place.
     let patch_file = &std::path::absolute(patch_file)?;
     // GIT_CEILING_DIRECTORIES takes absolute paths only.
@@ -430,6 +455,7 @@ pub fn apply(workspace: &Path, patch_file: &Path) -> Result<(), PatchError> {
     for field in numstat.stdout.split(|&b| b == 0) {
         let path = field.rsplit(|&b| b == b'\t').next().unwrap_or(field);
         if is_private(path)
+            || trusted.holds(path)
             || path.starts_with(b"/")
             || path.split(|&b| b == b'/').any(|c| c == b"..")
         {
@@ -625,13 +651,13 @@ mod tests {
             std::fs::write(s.ws.join(".git/config"), "[core]\n").unwrap();
             std::fs::write(&s.patch, make(&s)).unwrap();
             let (before_ws, before_out) = (snapshot(&s.ws), snapshot(&s.outside));
-            let err = apply(&s.ws, &s.patch).expect_err(what);
+            let err = apply(&s.ws, &s.patch, &Trusted::default()).expect_err(what);
             let msg = err.to_string();
             if ours {
                 assert!(matches!(err, PatchError::Refused { .. }), "{what}: {msg}");
                 assert!(
                     msg.contains(
-                        "never writes under a .git folder, into .airlock/ or outside the workspace"
+                        "never writes under a .git folder, into .airlock/, outside the workspace"
                     ),
                     "{what}: {msg}"
                 );
@@ -656,7 +682,7 @@ mod tests {
         let s = scene();
         std::os::unix::fs::symlink(&s.outside, s.ws.join("l")).unwrap();
         std::fs::write(&s.patch, new_file("l/f.txt", "x")).unwrap();
-        let err = apply(&s.ws, &s.patch).unwrap_err();
+        let err = apply(&s.ws, &s.patch, &Trusted::default()).unwrap_err();
         assert!(err.to_string().contains("beyond a symbolic link"), "{err}");
         assert!(snapshot(&s.outside).is_empty());
     }
@@ -671,7 +697,7 @@ mod tests {
         std::fs::write(&s.patch, format!("{EDIT_A}{}", new_file("new.txt", "n"))).unwrap();
         let cwd = std::env::current_dir().unwrap();
         let rel = pathdiff(&s.patch, &cwd);
-        apply(&sub, &rel).unwrap();
+        apply(&sub, &rel, &Trusted::default()).unwrap();
         assert_eq!(
             std::fs::read_to_string(sub.join("a.txt")).unwrap(),
             "changed\n"

@@ -194,6 +194,10 @@ pub struct PatchReport {
     /// Changed paths that were also changed on the host while the run ran (`--apply`
     /// refuses to write over them).
     pub host_changed: Vec<String>,
+    /// Changed paths a later setup phase trusts, left out of the patch (`--apply-trusted`
+    /// lets them through), and the file holding their changes for review.
+    pub held_back: Vec<String>,
+    pub held_back_file: Option<String>,
 }
 
 /// `report.json`.

@@ -12,3 +12,4 @@ mod images;
 mod network;
 mod run;
 mod secrets;
+mod trusted;

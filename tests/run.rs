@@ -847,3 +847,35 @@ fn json_prints_the_report_and_nothing_else_on_stdout() {
     assert!(!out.stdout().contains("to-the-log"));
     assert!(out.stderr().contains("agent | to-the-log"));
 }
+
+/// An entry refused for its type (a FIFO here; a hard link out of its root is tested in
+/// runner/boundary, since no real volume can hold one) is named redacted, on stderr and in the
+/// record, even when its name is the secret.
+#[test]
+fn a_refusal_for_type_or_place_never_prints_the_secret() {
+    for (what, script) in [
+        ("fifo", "mkfifo \"/workspace/pipe-$API_TOKEN\""),
+        (
+            "fifo in persist",
+            "mkdir -p /opt/deps; mkfifo \"/opt/deps/$API_TOKEN\"",
+        ),
+    ] {
+        let f = Fixture::new();
+        f.secret("API_TOKEN", SECRET.as_bytes());
+        f.env(
+            "t",
+            &format!(
+                "image: tiny\nsecrets: [API_TOKEN]\npersist: [/opt/deps]\nsetup: |\n  {script}\n"
+            ),
+        );
+        let out = f.run("t", &["true"]).run().code(81);
+        out.stderr_has("[redacted:API_TOKEN]")
+            .never_prints(SECRET.as_bytes());
+        let report = f.record_file("report.json");
+        assert!(
+            !contains(&report, SECRET.as_bytes()),
+            "{what}: report.json names the secret"
+        );
+        assert!(contains(&report, b"[redacted:API_TOKEN]"), "{what}");
+    }
+}

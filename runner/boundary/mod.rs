@@ -256,8 +256,19 @@ fn scan_crossing(
         let link = entry.link_name_bytes().map(|l| l.into_owned());
         // The whole path first: relative, under the top folder, no `..`, no special files,
         // hard links inside.
+        // Refused for its type or place: named only redacted (the name may be the secret).
         let checked = paths::check_entry(top, &raw_path, kind, link.as_deref()).map_err(|e| {
-            unsafe_path(format!("{CROSSING_DIR}: {}", e.entry), e.reason.to_string())
+            let reason = match e.reason {
+                paths::Refusal::HardLinkTarget { target, why } => paths::Refusal::HardLinkTarget {
+                    target: paths::EscapedName(redact(&target.0, secrets)),
+                    why,
+                },
+                other => other,
+            };
+            unsafe_path(
+                format!("{CROSSING_DIR}: {}", redacted(&e.entry.0, secrets)),
+                reason.to_string(),
+            )
         })?;
         let mut parts = checked.path.as_bytes().splitn(2, |&b| b == b'/');
         let name = parts.next().unwrap_or_default();
@@ -365,7 +376,7 @@ fn scan_crossing(
                             shown.clone(),
                             format!(
                                 "is a hard link to `{}`, outside {}",
-                                paths::EscapedName(target.to_vec()),
+                                redacted(target, secrets),
                                 root.path
                             ),
                         )
@@ -445,12 +456,17 @@ fn env_file_place(bytes: &[u8], secrets: &SecretSet) -> String {
     }
 }
 
-/// Text for a message: redacted, then escaped.
+/// Text for a message: redacted, then escaped. Every name, link target or value from what
+/// crosses passes here before it reaches a message or the record, whatever check refused it.
 fn redacted(bytes: &[u8], secrets: &SecretSet) -> String {
+    paths::escape(&redact(bytes, secrets))
+}
+
+fn redact(bytes: &[u8], secrets: &SecretSet) -> Vec<u8> {
     let mut redactor = secrets.redactor();
     let mut clean = redactor.push(bytes);
     clean.extend(redactor.finish());
-    paths::escape(&clean)
+    clean
 }
 
 /// A path for messages: redacted (a file name may itself hold the secret), then escaped by
@@ -598,6 +614,34 @@ mod tests {
             env_file_place(bad.as_bytes(), &set),
             "the $AIRLOCK_ENV file, line 3"
         );
+    }
+
+    #[test]
+    fn a_refusal_never_names_the_secret() {
+        let secret = std::str::from_utf8(SECRET).unwrap();
+        let fifo = format!("crossing/workspace/fifo-{secret}");
+        let dev = format!("crossing/persist0/dev-{secret}");
+        let link = format!("crossing/workspace/link-{secret}");
+        let outside = format!("crossing/persist0/lib-{secret}");
+        for (name, kind, data) in [
+            (fifo.as_str(), tar::EntryType::Fifo, &b""[..]),
+            (dev.as_str(), tar::EntryType::Char, b""),
+            (link.as_str(), L, outside.as_bytes()),
+            (
+                "crossing/workspace/l2",
+                L,
+                format!("../../{secret}").as_bytes(),
+            ),
+        ] {
+            let mut e = base();
+            if kind == L && data.starts_with(b"crossing/persist0") {
+                e.push((outside.as_str(), F, b"x"));
+            }
+            e.push((name, kind, data));
+            let err = scan(&e).unwrap_err().to_string();
+            assert!(!err.contains(secret), "{err}");
+            assert!(err.contains("[redacted:TOKEN]"), "{err}");
+        }
     }
 
     #[test]

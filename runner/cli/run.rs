@@ -1,4 +1,4 @@
-//! `airlock run ENV [-w DIR] [--out DIR] [--json] [--keep] [--apply] -- COMMAND...`
+//! `airlock run ENV [-w DIR] [--out DIR] [--json] [--keep] [--apply] [--apply-trusted PATH]... -- COMMAND...`
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -33,6 +33,11 @@ pub struct RunArgs {
     /// Apply changes.patch to the workspace after the run.
     #[arg(long)]
     pub apply: bool,
+    /// Let the agent's changes to this trusted path (envs/, images/, secrets/, schedules/,
+    /// .envrc, CI definitions: what a later setup phase trusts) into changes.patch and --apply.
+    /// Repeatable; relative to the workspace.
+    #[arg(long, value_name = "PATH")]
+    pub apply_trusted: Vec<PathBuf>,
     /// The age identity file for the environment's secrets [default: AIRLOCK_IDENTITY, else ~/.config/airlock/identity.txt]
     #[arg(long, value_name = "FILE")]
     pub identity: Option<PathBuf>,
@@ -70,6 +75,7 @@ pub async fn run(args: RunArgs, g: &Globals) -> anyhow::Result<i32> {
     opts.out = args.out;
     opts.keep = args.keep;
     opts.apply = args.apply;
+    opts.apply_trusted = args.apply_trusted;
     opts.identity = args.identity;
     let watcher = tokio::spawn(signals.stop_on_signal(opts.stop.clone()));
     let done = run::execute(&root, task, opts).await;

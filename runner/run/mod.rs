@@ -68,6 +68,9 @@ pub struct Options {
     pub out: Option<PathBuf>,
     pub keep: bool,
     pub apply: bool,
+    /// Trusted paths (see [`crate::trusted`]) whose changes the patch may carry and
+    /// `--apply` may write (`--apply-trusted PATH`), relative to the workspace.
+    pub apply_trusted: Vec<PathBuf>,
     pub identity: Option<PathBuf>,
     /// Tags for the record (`report.json`'s `labels`), e.g. `schedule: nightly`.
     pub labels: BTreeMap<String, String>,
@@ -84,6 +87,7 @@ impl Options {
             out: None,
             keep: false,
             apply: false,
+            apply_trusted: Vec::new(),
             identity: None,
             labels: BTreeMap::new(),
         }
@@ -248,7 +252,7 @@ async fn phases(
     let setup = setup::run(run, ready, &plan, report).await?;
     let crossing = boundary::cross(run, ready, &plan, &setup, report).await?;
     let agent = agent::run(run, ready, &plan, &crossing, report).await?;
-    let apply_failed = patch::collect(run, &agent, &setup, &crossing, report).await?;
+    let apply_failed = patch::collect(run, ready, &agent, &setup, &crossing, report).await?;
     outcome::of_agent(&run.task.env, &agent, apply_failed)
 }
 

@@ -3,8 +3,10 @@
 //! applied to the host workspace with `--apply` (never over a host edit made meanwhile).
 
 use super::agent::AgentDone;
+use super::events::Event;
 use super::outcome::RunError;
 use super::plan::WORKSPACE;
+use super::prepare::Ready;
 use super::setup::SetupDone;
 use super::Ctx;
 use crate::boundary::Crossing;
@@ -16,6 +18,7 @@ pub type ApplyFailure = Option<String>;
 
 pub async fn collect(
     run: &Ctx<'_>,
+    ready: &Ready,
     agent: &AgentDone,
     setup: &SetupDone,
     crossing: &Crossing,
@@ -28,6 +31,7 @@ pub async fn collect(
         &run.task.workspace,
         &setup.packed,
         &crossing.workspace,
+        &ready.trusted,
     )
     .await
     .map_err(|e| RunError::Internal(format!("changes.patch: {e}")))?;
@@ -36,11 +40,25 @@ pub async fn collect(
         .record
         .write_file("changes.patch", &made.bytes)
         .map_err(|e| RunError::Internal(format!("run record: {e}")))?;
+    let held_back_file = if made.held_back.is_empty() {
+        None
+    } else {
+        let path = run
+            .record
+            .write_file("held-back.patch", &made.held_back_bytes)
+            .map_err(|e| RunError::Internal(format!("run record: {e}")))?;
+        run.events.event(&Event::Warning(format!(
+            "held back from changes.patch, because a later setup phase trusts them: {}; review {} and rerun with --apply-trusted PATH to let a path through",
+            made.held_back.iter().map(|p| crate::boundary::paths::escape(p.as_bytes())).collect::<Vec<_>>().join(", "),
+            path.display()
+        )));
+        Some(path.display().to_string())
+    };
     let mut applied = false;
     let mut failed = None;
     if run.opts.apply && !made.bytes.is_empty() {
         if made.host_changed.is_empty() {
-            match patch::apply(&run.task.workspace, &patch_path) {
+            match patch::apply(&run.task.workspace, &patch_path, &ready.trusted) {
                 Ok(()) => applied = true,
                 Err(e) => failed = Some(e.to_string()),
             }
@@ -58,6 +76,8 @@ pub async fn collect(
         host_changed: made.host_changed.clone(),
         bytes: made.bytes.len() as u64,
         applied,
+        held_back: made.held_back.clone(),
+        held_back_file,
     });
     if !run.opts.keep {
         run.engine.remove_container(&agent.container).await?;

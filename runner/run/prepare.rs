@@ -19,6 +19,7 @@ use crate::images::{self, EnsureOptions, ProgressMode};
 use crate::root::ConfigRoot;
 use crate::scan::SecretSet;
 use crate::secrets::{self, SecretValue};
+use crate::trusted::Trusted;
 
 /// What a run needs before any container exists.
 pub struct Ready {
@@ -29,6 +30,8 @@ pub struct Ready {
     pub ca: Vec<(String, Vec<u8>)>,
     /// This process, as the `airlock.owner` label names it (for `gc`'s liveness check).
     pub owner: String,
+    /// What a later setup phase trusts: read-only to the agent, held back from the patch.
+    pub trusted: Trusted,
 }
 
 pub async fn prepare(root: &ConfigRoot, task: &Task, opts: &Options) -> Result<Ready, RunError> {
@@ -46,6 +49,8 @@ pub async fn prepare(root: &ConfigRoot, task: &Task, opts: &Options) -> Result<R
         )));
     }
     let config = |e: &dyn std::fmt::Display| RunError::Config(e.to_string());
+    let trusted = Trusted::for_run(&task.workspace, root.dir(), &opts.apply_trusted)
+        .map_err(|e| config(&e))?;
     let secrets = if env.secrets.is_empty() {
         Vec::new()
     } else {
@@ -105,6 +110,7 @@ pub async fn prepare(root: &ConfigRoot, task: &Task, opts: &Options) -> Result<R
         scanner,
         ca,
         owner: cleanup::owner_id(),
+        trusted,
     })
 }
 

@@ -28,7 +28,6 @@ use crate::boundary::ENV_FILE as AIRLOCK_ENV_PATH;
 use crate::engine::{labels, ContainerSpec, Network};
 use crate::environment::Environment;
 use crate::record::Report;
-use crate::secrets::SecretValue;
 use crate::workspace::{self, Manifest};
 
 /// What the setup phase left: its (stopped) container and what was copied in.
@@ -99,7 +98,7 @@ pub async fn run(
         &id,
         Drive {
             phase: Phase::Setup,
-            stdin: Some(program(env, &ready.secrets, &marker, !ready.ca.is_empty())),
+            stdin: Some(program(env, ready, &marker)),
             secrets: &ready.scanner,
             log: run.log("setup")?,
             events: run.events,
@@ -212,14 +211,9 @@ fn ca_tar(files: &[(String, Vec<u8>)]) -> crate::engine::ByteStream {
 }
 
 /// The program sent over stdin: secrets, the script, the hand-over. Zeroized when dropped.
-fn program(
-    env: &Environment,
-    secrets: &[(String, SecretValue)],
-    marker: &str,
-    with_ca: bool,
-) -> Zeroizing<Vec<u8>> {
+fn program(env: &Environment, ready: &Ready, marker: &str) -> Zeroizing<Vec<u8>> {
     let mut p = Zeroizing::new(Vec::new());
-    for (name, value) in secrets {
+    for (name, value) in &ready.secrets {
         p.extend_from_slice(format!("export {name}=").as_bytes());
         p.extend_from_slice(&shell_quote(value.expose_secret()));
         p.push(b'\n');
@@ -239,7 +233,15 @@ fn program(
     p.extend_from_slice(b"airlock_paths=");
     p.extend_from_slice(&shell_quote(&paths));
     p.push(b'\n');
-    if with_ca {
+    let mut trusted = Vec::new();
+    for rel in ready.trusted.paths() {
+        trusted.push(b' ');
+        trusted.extend_from_slice(&shell_quote(&[WORKSPACE.as_bytes(), b"/", rel].concat()));
+    }
+    p.extend_from_slice(b"airlock_trusted=");
+    p.extend_from_slice(&shell_quote(&trusted));
+    p.push(b'\n');
+    if !ready.ca.is_empty() {
         p.extend_from_slice(CA_SETUP.as_bytes());
     }
     p.extend_from_slice(RUN_SCRIPT.as_bytes());
@@ -260,7 +262,9 @@ export SSL_CERT_FILE="$airlock_bundle" REQUESTS_CA_BUNDLE="$airlock_bundle" PIP_
 "#;
 
 /// Run the setup script in a fresh shell with errexit and pipefail, then give what crosses
-/// to the agent phase's user (symlinks themselves, never their targets: `-h`).
+/// to the agent phase's user (symlinks themselves, never their targets: `-h`), except what a
+/// later setup trusts ([`crate::trusted`]): root's, with no write bits, so the agent's user
+/// (no capabilities) can't change it.
 const RUN_SCRIPT: &str = r#": > "$AIRLOCK_ENV"
 cd /workspace
 if command -v bash >/dev/null 2>&1; then airlock_sh=bash; else airlock_sh=sh; fi
@@ -268,6 +272,10 @@ if command -v bash >/dev/null 2>&1; then airlock_sh=bash; else airlock_sh=sh; fi
 airlock_rc=$?
 eval "set -- $airlock_paths"
 chown -R -h "$airlock_owner" "$@" || echo "airlock: could not hand $* to user $airlock_owner" >&2
+eval "set -- $airlock_trusted"
+for t in "$@"; do
+  if [ -e "$t" ] && [ ! -L "$t" ]; then chown -R -h 0:0 "$t" && chmod -R a-w "$t"; fi
+done
 exit $airlock_rc
 "#;
 
