@@ -183,6 +183,9 @@ pub struct BoundaryReport {
     pub variables: Vec<String>,
     /// Why the boundary refused the run, if it did (names a secret and a place, never a value).
     pub refused: Option<String>,
+    /// Sockets and extended attributes removed because the leak check can't read them
+    /// (`boundary::sweep`), redacted.
+    pub removed: Vec<crate::boundary::sweep::Removed>,
 }
 
 #[derive(Debug, Clone, Serialize)]

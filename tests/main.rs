@@ -12,4 +12,5 @@ mod images;
 mod network;
 mod run;
 mod secrets;
+mod sweep;
 mod trusted;

@@ -14,6 +14,7 @@
 
 pub mod envfile;
 pub mod paths;
+pub mod sweep;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -82,6 +83,20 @@ impl Root {
     pub fn crossing_path(&self) -> String {
         format!("{CROSSING_DIR}/{}", self.alias)
     }
+}
+
+/// Where the agent phase would see `path`, a path under [`CROSSING_DIR`] (as the sweep
+/// reports them): `/airlock/crossing/persist0/x` is `/opt/deps/x`.
+pub fn agent_path(roots: &[Root], path: &[u8]) -> Vec<u8> {
+    for root in roots {
+        let crossing = root.crossing_path();
+        if let Some(rest) = path.strip_prefix(crossing.as_bytes()) {
+            if rest.is_empty() || rest.starts_with(b"/") {
+                return [root.path.as_bytes(), rest].concat();
+            }
+        }
+    }
+    path.to_vec()
 }
 
 /// The trees that cross, in a fixed order: the workspace, its `.git` when it has one, then
@@ -458,7 +473,7 @@ fn env_file_place(bytes: &[u8], secrets: &SecretSet) -> String {
 
 /// Text for a message: redacted, then escaped. Every name, link target or value from what
 /// crosses passes here before it reaches a message or the record, whatever check refused it.
-fn redacted(bytes: &[u8], secrets: &SecretSet) -> String {
+pub(crate) fn redacted(bytes: &[u8], secrets: &SecretSet) -> String {
     paths::escape(&redact(bytes, secrets))
 }
 

@@ -37,6 +37,8 @@ pub struct Play {
 pub struct Script {
     pub setup: Play,
     pub agent: Play,
+    /// The boundary's sweep (default: nothing to remove).
+    pub sweep: Play,
     /// The first request whose description starts with this fails as a lost connection
     /// (e.g. `create agent`), and every request after it.
     pub lose_at: Option<String>,
@@ -249,6 +251,7 @@ impl Engine for FakeEngine {
         self.check(&format!("start {phase}"))?;
         let play = match phase.as_str() {
             "setup" => self.script.setup.clone(),
+            "sweep" => self.script.sweep.clone(),
             _ => self.script.agent.clone(),
         };
         if let (Some((path, data)), "agent") = (&self.script.host_edit, phase.as_str()) {

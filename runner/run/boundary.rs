@@ -1,6 +1,8 @@
 //! Step 3: the boundary. Everything that would cross is read once from the stopped setup
-//! container and checked ([`crate::boundary::check`]); then the setup container goes, before
-//! anything of the agent phase exists, whatever the check said.
+//! container and checked ([`crate::boundary::check`]); at the same time, what the archive
+//! can't show (sockets, extended attributes) is removed from the volumes
+//! ([`crate::boundary::sweep`]); then the setup container goes, before anything of the agent
+//! phase exists, whatever the check said.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -12,6 +14,7 @@ use super::plan::MountPlan;
 use super::prepare::Ready;
 use super::setup::SetupDone;
 use super::Ctx;
+use crate::boundary::sweep::{self, SweepError};
 use crate::boundary::{self, BoundaryError, Crossing, Tally};
 use crate::patch;
 use crate::record::Report;
@@ -28,6 +31,19 @@ pub async fn cross(
         "boundary: checking what crosses for secret values".into(),
     ));
     let tally = Arc::new(Tally::default());
+    // While the archive is read: remove what it can't show (sockets, extended attributes).
+    let (mounts, folders) = plan.sweep_mounts();
+    let roots = plan.roots.clone();
+    let shown = move |p: &[u8]| boundary::agent_path(&roots, p);
+    let sweep = sweep::run(
+        engine,
+        &run.names.run_id,
+        &ready.owner,
+        mounts,
+        folders,
+        &ready.scanner,
+        &shown,
+    );
     let check = boundary::check(
         engine,
         &setup.container,
@@ -37,7 +53,7 @@ pub async fn cross(
         tally.clone(),
     );
     // Progress while it reads, for a driver that shows it.
-    let checked = {
+    let progress = async {
         tokio::pin!(check);
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         loop {
@@ -50,7 +66,8 @@ pub async fn cross(
             }
         }
     };
-    run.lap("boundary check");
+    let (checked, swept) = tokio::join!(progress, sweep);
+    run.lap("boundary check and sweep");
     engine.remove_container(&setup.container).await?;
     let crossing = match checked {
         Ok(c) => c,
@@ -60,6 +77,18 @@ pub async fn cross(
             return Err(RunError::Boundary(e.to_string()));
         }
     };
+    let removed = match swept {
+        Ok(removed) => removed,
+        Err(SweepError::Engine(e)) => return Err(RunError::Engine(e)),
+        Err(e) => {
+            report.boundary.refused = Some(e.to_string());
+            return Err(RunError::Boundary(e.to_string()));
+        }
+    };
+    if !removed.is_empty() {
+        run.events.event(&Event::Warning(sweep::summary(&removed)));
+    }
+    report.boundary.removed = removed;
     let (files, bytes) = crossing
         .paths
         .iter()

@@ -75,6 +75,23 @@ impl MountPlan {
         v
     }
 
+    /// The sweep's mounts ([`boundary::sweep`]): each volume once, under
+    /// [`boundary::CROSSING_DIR`] as in setup, and the folders to sweep.
+    pub fn sweep_mounts(&self) -> (Vec<VolumeMount>, Vec<String>) {
+        let mounts = self
+            .roots
+            .iter()
+            .zip(&self.volumes)
+            .map(|(root, volume)| VolumeMount {
+                volume: volume.clone(),
+                target: root.crossing_path(),
+                read_only: false,
+                fill_from_image: false,
+            })
+            .collect();
+        (mounts, self.roots.iter().map(Root::crossing_path).collect())
+    }
+
     /// The agent phase's mounts: exactly what setup left (never refilled from the image), the
     /// workspace's `.git` read-only (a read-only mount: `chmod` can't undo it).
     pub fn agent_mounts(&self) -> Vec<VolumeMount> {

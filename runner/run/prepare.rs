@@ -100,10 +100,12 @@ pub async fn prepare(root: &ConfigRoot, task: &Task, opts: &Options) -> Result<R
         progress,
         ..EnsureOptions::default()
     };
-    let image = images::ensure_with(engine, root, &env.image, ensure)
-        .await
-        .map_err(RunError::Image)?
-        .image;
+    let (image, sweep) = tokio::join!(
+        images::ensure_with(engine, root, &env.image, ensure),
+        crate::boundary::sweep::ensure_image(engine)
+    );
+    let image = image.map_err(RunError::Image)?.image;
+    sweep?;
     Ok(Ready {
         image,
         secrets,
