@@ -36,6 +36,9 @@ pub enum Outcome {
     /// The agent phase ran to its end (its exit code is in `agent`), but `--apply` could not
     /// apply the patch to the host workspace, which is left untouched.
     ApplyFailed,
+    /// The agent phase ran to its end (its exit code is in `agent`), but its changed files
+    /// hold more than `limits.output_size`: nothing was copied back, and there is no patch.
+    OutputTooLarge,
     TimedOut,
     Interrupted,
     Cancelled,
@@ -118,6 +121,11 @@ pub const TABLE: &[(Outcome, Code, &str)] = &[
         Code::Fixed(84),
         "the process that owned the run died (kill -9, power loss, a lost worker); recorded afterwards by `gc` or a restarting service",
     ),
+    (
+        Outcome::OutputTooLarge,
+        Code::Fixed(85),
+        "the agent's changed files hold more than `limits.output_size` (default 256m): nothing was copied back, no patch; the agent's exit code in `report.json`",
+    ),
     (Outcome::TimedOut, Code::Fixed(124), "the agent phase timed out"),
     (
         Outcome::EngineError,
@@ -169,6 +177,7 @@ impl Outcome {
             Outcome::SetupFailed => "setup_failed",
             Outcome::BoundaryRefused => "boundary_refused",
             Outcome::ApplyFailed => "apply_failed",
+            Outcome::OutputTooLarge => "output_too_large",
             Outcome::TimedOut => "timed_out",
             Outcome::Interrupted => "interrupted",
             Outcome::Cancelled => "cancelled",

@@ -39,6 +39,13 @@ pub enum PatchError {
     Git { args: String, stderr: String },
     #[error(transparent)]
     Engine(#[from] crate::engine::EngineError),
+    #[error("the agent phase's changed files hold {} (the largest: {largest}, {}), more than limits.output_size ({}); nothing was copied back and there is no patch\n  fix: raise limits.output_size in the environment, or have the command write large output outside the workspace (e.g. /tmp, which never comes back)", crate::environment::show_size(*bytes), crate::environment::show_size(*largest_bytes), crate::environment::show_size(*limit))]
+    TooLarge {
+        bytes: u64,
+        limit: u64,
+        largest: String,
+        largest_bytes: u64,
+    },
     #[error("refused to apply {}: it touches `{path}`, and --apply never writes under a .git folder, into .airlock/, outside the workspace, or to what a later setup phase trusts (envs/, images/, secrets/, schedules/, .envrc, CI definitions) unless named with --apply-trusted PATH\n  fix: read the patch and apply what you want of it by hand", patch.display())]
     Refused { patch: PathBuf, path: String },
     #[error("git apply could not apply {} to {}:\n{stderr}\n  fix: did the workspace change while the run ran? the patch is kept: apply it by hand (git apply --3way PATCH)", patch.display(), workspace.display())]
@@ -83,16 +90,35 @@ fn is_private(p: &[u8]) -> bool {
     p.split(|&b| b == b'/').any(|c| c == b".git") || p == b".airlock" || p.starts_with(b".airlock/")
 }
 
-/// Build the patch of the stopped agent container `agent_id` against the original workspace.
+/// What a patch is made against, and the rules it follows.
+pub struct Against<'a> {
+    /// The host workspace (the "before" side's files).
+    pub original: &'a Path,
+    /// The workspace as it was packed at the start.
+    pub packed: &'a Manifest,
+    /// The workspace as it crossed the boundary.
+    pub boundary: &'a Manifest,
+    /// Paths held back from the patch.
+    pub trusted: &'a Trusted,
+    /// The most the changed files may hold (`limits.output_size`).
+    pub limit: u64,
+}
+
+/// Build the patch of the stopped agent container `agent_id` (its workspace at `workspace`)
+/// against the original workspace.
 pub async fn build(
     engine: &dyn Engine,
     agent_id: &str,
     workspace: &str,
-    original: &Path,
-    packed: &Manifest,
-    boundary: &Manifest,
-    trusted: &Trusted,
+    against: Against<'_>,
 ) -> Result<Patch, PatchError> {
+    let Against {
+        original,
+        packed,
+        boundary,
+        trusted,
+        limit,
+    } = against;
     let root_name = workspace
         .rsplit('/')
         .next()
@@ -111,6 +137,30 @@ pub async fn build(
     changed = drop_ignored(original, changed)?;
     if changed.is_empty() {
         return Ok(Patch::default());
+    }
+    // What would come back, before anything does: a sparse 2 GiB file is 8 KiB on the
+    // agent's disk and 2 GiB here.
+    let sizes = changed.iter().filter_map(|p| match after.entries.get(p) {
+        Some(crate::workspace::Entry::File { size, .. }) => Some((p, *size)),
+        _ => None,
+    });
+    let (total, largest) = sizes.fold((0u64, None::<(&Vec<u8>, u64)>), |(t, l), (p, s)| {
+        let l = match l {
+            Some((_, ls)) if ls >= s => l,
+            _ => Some((p, s)),
+        };
+        (t.saturating_add(s), l)
+    });
+    if total > limit {
+        let (largest, largest_bytes) = largest
+            .map(|(p, s)| (paths::escape(p), s))
+            .unwrap_or_default();
+        return Err(PatchError::TooLarge {
+            bytes: total,
+            limit,
+            largest,
+            largest_bytes,
+        });
     }
     let mut host_changed = Vec::new();
     for p in &changed {

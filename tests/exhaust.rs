@@ -286,3 +286,46 @@ fn a_gigabyte_of_output_keeps_airlocks_memory_bounded_and_the_log_capped() {
         .all(|l| l.is_empty() || l == &[b'a'; 63][..]));
     assert_run_gone(&run_id(&r));
 }
+
+/// A 300 MiB sparse file (8 KiB on the agent's disk; 2 GiB behaves the same, only slower) is
+/// past `limits.output_size`: the run ends `output_too_large` (85) before anything is copied
+/// to the host, with a reason, the agent's exit code, and nothing left behind. Under the limit, the same kind of file makes a patch.
+#[test]
+fn a_sparse_file_past_the_output_limit_ends_the_run_clearly_without_copying_it() {
+    let f = Fixture::new();
+    f.env("t", "image: tiny\nlimits:\n  agent_timeout: 60s\n");
+    let out = f
+        .run(
+            "t",
+            &[
+                "sh",
+                "-c",
+                "truncate -s 300M /workspace/sparse.bin; echo done; exit 4",
+            ],
+        )
+        .run()
+        .code(85);
+    out.stderr_line(
+        "airlock: error: the agent phase's changed files hold 300 MiB (the largest: sparse.bin, 300 MiB), more than limits.output_size (256 MiB); nothing was copied back and there is no patch",
+    );
+    let r = f.report();
+    assert_eq!(r["outcome"], "output_too_large");
+    assert_eq!(r["agent"]["exit_code"], 4);
+    assert!(r["patch"].is_null());
+    assert!(!f.out().join("changes.patch").exists());
+    assert_run_gone(r["run_id"].as_str().unwrap());
+
+    // Under the limit (raised here), a sparse file is just a file in the patch.
+    f.env(
+        "t",
+        "image: tiny\nlimits:\n  agent_timeout: 60s\n  output_size: 2m\n",
+    );
+    f.run(
+        "t",
+        &["truncate", "-s", "1M", "/workspace/small-sparse.bin"],
+    )
+    .run()
+    .success();
+    let patch = f.record_file("changes.patch");
+    assert!(contains(&patch, b"small-sparse.bin"));
+}

@@ -190,10 +190,11 @@ fn summary(env: &Environment, root: Option<&ConfigRoot>) -> String {
     line(
         "limits",
         format!(
-            "setup {}, agent {}, memory {memory}, cpus {cpus}, pids {pids}, /tmp {}",
+            "setup {}, agent {}, memory {memory}, cpus {cpus}, pids {pids}, /tmp {}, output {}",
             environment::show_duration(l.setup_timeout),
             environment::show_duration(l.agent_timeout),
-            environment::show_size(l.tmp_size)
+            environment::show_size(l.tmp_size),
+            environment::show_size(l.output_size)
         ),
     );
     out

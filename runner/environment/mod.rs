@@ -78,10 +78,13 @@ pub struct Limits {
     pub pids: Option<i64>,
     /// Size of the agent phase's tmpfs `/tmp`, bytes.
     pub tmp_size: u64,
+    /// The most the agent phase's changed files may hold, bytes: what comes back to the
+    /// host for the patch. Past it the run ends `output_too_large` before anything is copied.
+    pub output_size: u64,
 }
 
 impl Default for Limits {
-    /// setup 20m, agent 30m, memory 4g, cpus: the engine's, pids 1024, /tmp 256m.
+    /// setup 20m, agent 30m, memory 4g, cpus: the engine's, pids 1024, /tmp 256m, output 256m.
     fn default() -> Self {
         Limits {
             setup_timeout: Duration::from_secs(20 * 60),
@@ -90,6 +93,7 @@ impl Default for Limits {
             cpus: None,
             pids: Some(1024),
             tmp_size: 256 << 20,
+            output_size: 256 << 20,
         }
     }
 }

@@ -87,6 +87,7 @@ fn every_key_is_read() {
             cpus: Some(1.5),
             pids: Some(64),
             tmp_size: 1 << 30,
+            output_size: 256 << 20,
         },
         runtime: Some("runsc".into()),
         warnings: vec![],

@@ -32,6 +32,9 @@ pub enum RunError {
     /// `--apply` could not apply the patch; the agent command's code is kept.
     #[error("{message}")]
     ApplyFailed { message: String, code: i32 },
+    /// The agent's changed files exceed `limits.output_size`; the agent command's code is kept.
+    #[error("{message}")]
+    OutputTooLarge { message: String, code: i32 },
     /// Stopped from outside (a signal, a cancel).
     #[error("{message}")]
     Stopped { reason: StopReason, message: String },
@@ -50,6 +53,7 @@ impl RunError {
             RunError::TimedOut(_) => Outcome::TimedOut,
             RunError::OutOfMemory { .. } => Outcome::OutOfMemory,
             RunError::ApplyFailed { .. } => Outcome::ApplyFailed,
+            RunError::OutputTooLarge { .. } => Outcome::OutputTooLarge,
             RunError::Stopped {
                 reason: StopReason::Signal(_),
                 ..
@@ -64,9 +68,9 @@ impl RunError {
 
     pub fn exit_code(&self) -> i32 {
         let (command, signal) = match self {
-            RunError::OutOfMemory { code, .. } | RunError::ApplyFailed { code, .. } => {
-                (Some(*code), None)
-            }
+            RunError::OutOfMemory { code, .. }
+            | RunError::ApplyFailed { code, .. }
+            | RunError::OutputTooLarge { code, .. } => (Some(*code), None),
             RunError::Stopped {
                 reason: StopReason::Signal(s),
                 ..

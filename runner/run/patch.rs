@@ -28,13 +28,25 @@ pub async fn collect(
         run.engine,
         &agent.container,
         WORKSPACE,
-        &run.task.workspace,
-        &setup.packed,
-        &crossing.workspace,
-        &ready.trusted,
+        patch::Against {
+            original: &run.task.workspace,
+            packed: &setup.packed,
+            boundary: &crossing.workspace,
+            trusted: &ready.trusted,
+            limit: run.task.env.limits.output_size,
+        },
     )
     .await
-    .map_err(|e| RunError::Internal(format!("changes.patch: {e}")))?;
+    .map_err(|e| match e {
+        patch::PatchError::TooLarge { .. } => RunError::OutputTooLarge {
+            message: format!(
+                "{e}\n  the agent command exited with code {}",
+                agent.end.exited.code
+            ),
+            code: agent.end.exited.code.clamp(0, 255) as i32,
+        },
+        e => RunError::Internal(format!("changes.patch: {e}")),
+    })?;
     run.lap("patch built");
     let patch_path = run
         .record

@@ -391,3 +391,42 @@ async fn the_log_keeps_long_lines_whole_and_events_split_them() {
         "{events:#?}"
     );
 }
+
+/// Changed files past `limits.output_size` end the run `output_too_large` (85) before
+/// anything is copied back: no patch, the agent's code kept, nothing left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_past_the_limit_is_output_too_large_with_no_patch() {
+    let setup = Setup::new(
+        "image: fake:latest\nlimits:\n  agent_timeout: 2s\n  output_size: 1k\n",
+        false,
+    );
+    let script = Script {
+        agent: Play {
+            writes: vec![
+                ("/workspace/big.bin".into(), vec![0u8; 2048]),
+                ("/workspace/small.txt".into(), b"ok".to_vec()),
+            ],
+            exit: 3,
+            ..Play::default()
+        },
+        ..Script::default()
+    };
+    let engine = Arc::new(FakeEngine::new(script));
+    let (done, _) = setup.run(engine.clone(), Stop::new()).await;
+    assert_eq!(
+        done.report.outcome,
+        Outcome::OutputTooLarge,
+        "{:?}",
+        done.report.error
+    );
+    assert_eq!(done.exit_code, 85);
+    assert_eq!(done.report.agent.exit_code, Some(3));
+    let error = done.report.error.clone().unwrap();
+    assert!(
+        error.contains("hold 2 KiB (the largest: big.bin, 2 KiB)"),
+        "{error}"
+    );
+    assert!(error.contains("limits.output_size (1 KiB)"), "{error}");
+    assert!(!setup.dir.path().join("out/changes.patch").exists());
+    assert!(engine.leftovers().is_empty());
+}

@@ -44,6 +44,7 @@ pub(super) const LIMITS: Section = Section {
         "cpus",
         "pids",
         "tmp_size",
+        "output_size",
     ],
 };
 pub(super) const SECTIONS: [Section; 3] = [TOP, AGENT, LIMITS];

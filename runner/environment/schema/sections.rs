@@ -91,7 +91,8 @@ impl ReadSection for Limits {
                     }
                 }))?
             }
-            _ => self.tmp_size = map.next_value_seed(scalar(SIZE, values::size))?,
+            "tmp_size" => self.tmp_size = map.next_value_seed(scalar(SIZE, values::size))?,
+            _ => self.output_size = map.next_value_seed(scalar(SIZE, values::size))?,
         }
         Ok(())
     }
