@@ -6,6 +6,7 @@ mod harness;
 mod attacks;
 mod concurrency;
 mod env_check;
+mod env_network;
 mod exhaust;
 mod faults;
 mod images;
