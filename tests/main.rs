@@ -11,5 +11,6 @@ mod exhaust;
 mod faults;
 mod images;
 mod network;
+mod proxy;
 mod run;
 mod secrets;

@@ -27,8 +27,8 @@ use sha2::{Digest, Sha256};
 
 pub use error::{display_path, EnvError};
 pub use values::{
-    is_name, is_reserved_secret_name, show_duration, show_size, var_fits, AddressClass, Cidr,
-    HostPattern, Method, Target, MAX_VAR_LEN, METHODS, WORKSPACE,
+    canonical as canonical_ip, is_name, is_reserved_secret_name, show_duration, show_size,
+    var_fits, AddressClass, Cidr, HostPattern, Method, Target, MAX_VAR_LEN, METHODS, WORKSPACE,
 };
 
 use crate::root::ConfigRoot;
