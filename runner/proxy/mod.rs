@@ -36,6 +36,7 @@ use std::str::FromStr;
 use std::sync::{Arc, OnceLock};
 
 use rustls::crypto::CryptoProvider;
+use rustls::CipherSuite;
 
 pub use policy::Policy;
 pub use server::{Listener, Proxy};
@@ -133,7 +134,18 @@ pub fn tls_provider() -> Arc<CryptoProvider> {
     static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
     PROVIDER
         .get_or_init(|| {
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let mut provider = rustls::crypto::ring::default_provider();
+            // AES-128-GCM first: every byte of an intercepted tunnel is decrypted and
+            // encrypted again here, and it is the cheapest strong suite (AES-NI).
+            provider.cipher_suites.sort_by_key(|s| {
+                !matches!(
+                    s.suite(),
+                    CipherSuite::TLS13_AES_128_GCM_SHA256
+                        | CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+                        | CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+                )
+            });
+            let provider = Arc::new(provider);
             // Err only when a default is already installed: that one stays.
             let _ = CryptoProvider::install_default((*provider).clone());
             provider
@@ -144,6 +156,16 @@ pub fn tls_provider() -> Arc<CryptoProvider> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn aes_128_gcm_comes_first() {
+        let suites = &tls_provider().cipher_suites;
+        assert_eq!(suites[0].suite(), CipherSuite::TLS13_AES_128_GCM_SHA256);
+        assert_eq!(
+            suites.len(),
+            rustls::crypto::ring::default_provider().cipher_suites.len()
+        );
+    }
 
     #[test]
     fn listen_addresses() {
