@@ -21,6 +21,7 @@
 //!   bollard, and an in-process fake for unit tests); every object airlock makes is labelled;
 //! - [`record`]: the run record (`report.json`, logs, `changes.patch`);
 //! - [`patch`]: the agent phase's workspace changes as a git patch;
+//! - [`proxy`]: the egress proxy that enforces an agent network allowlist (`airlock proxy`);
 //! - [`cleanup`]: removing what a run made, now (guards) or later (`airlock gc`);
 //! - [`run`]: the run library: one run, start to finish, one file per step; the CLI, the
 //!   scheduler and the service drive it with an event sink and a stop handle;
@@ -37,6 +38,7 @@ pub mod hex;
 pub mod images;
 pub mod outcome;
 pub mod patch;
+pub mod proxy;
 pub mod record;
 pub mod root;
 pub mod run;

@@ -491,14 +491,15 @@ fn network_other_than_off() {
     refused(
         "image: base\nagent:\n  network: on\n",
         "envs/x.yaml:3:12: agent.network: ",
-        "only `off` is supported",
-        "an allowlist of hosts is planned",
+        "the agent network is `off` or an allowlist",
+        "allow: [\"*\"]",
     );
+    // A bare list is not the allowlist: its entries go under `allow:` (tests/env_network.rs).
     refused(
         "image: base\nagent:\n  network:\n    - registry.example.com\n",
         "envs/x.yaml:4:5: agent.network: ",
-        "expected `off`, found a list",
-        "an allowlist of hosts is planned",
+        "expected `off` or an allowlist mapping, found a list",
+        "`allow: [example.com]`",
     );
 }
 

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use crate::environment::{self, CaSource, Environment, NetworkPolicy};
+use crate::environment::{self, AllowEntry, Allowlist, CaSource, Environment, NetworkPolicy};
 use crate::root::ConfigRoot;
 
 use super::Globals;
@@ -134,16 +134,10 @@ fn summary(env: &Environment, root: Option<&ConfigRoot>) -> String {
         }
         None => "none".into(),
     };
-    let cas: Vec<String> = env
-        .ca_certificates
-        .iter()
-        .map(|c| match c {
-            CaSource::Host => "host".to_string(),
-            CaSource::File(p) => p.display().to_string(),
-        })
-        .collect();
+    let cas: Vec<String> = env.ca_certificates.iter().map(ca_source).collect();
     let network = match env.agent.network {
         NetworkPolicy::Off => "off",
+        NetworkPolicy::Allowlist(_) => "allowlist (through the egress proxy)",
     };
     let l = &env.limits;
     let memory = l
@@ -187,6 +181,11 @@ fn summary(env: &Environment, root: Option<&ConfigRoot>) -> String {
         "agent",
         format!("network {network}, user {}", env.agent.user),
     );
+    if let NetworkPolicy::Allowlist(list) = &env.agent.network {
+        for (key, value) in allowlist_lines(list) {
+            line(key, value);
+        }
+    }
     line(
         "limits",
         format!(
@@ -198,4 +197,68 @@ fn summary(env: &Environment, root: Option<&ConfigRoot>) -> String {
         ),
     );
     out
+}
+
+fn ca_source(c: &CaSource) -> String {
+    match c {
+        CaSource::Host => "host".to_string(),
+        CaSource::File(p) => p.display().to_string(),
+    }
+}
+
+/// The allowlist's summary lines: allow (with each entry's own methods), deny, methods, hosts
+/// and the proxy's upstream CAs.
+fn allowlist_lines(list: &Allowlist) -> Vec<(&'static str, String)> {
+    let methods =
+        |m: &[environment::Method]| m.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ");
+    let allow: Vec<String> = list
+        .allow
+        .iter()
+        .map(|a| match a {
+            AllowEntry::Target {
+                target,
+                methods: Some(m),
+            } => format!("{target} ({})", methods(m)),
+            AllowEntry::Target { target, .. } => target.to_string(),
+            AllowEntry::HostRegistries => {
+                format!("{} (GET, HEAD)", environment::HOST_REGISTRIES)
+            }
+        })
+        .collect();
+    let deny: Vec<String> = list.deny.iter().map(ToString::to_string).collect();
+    let hosts: Vec<String> = list
+        .hosts
+        .iter()
+        .map(|(name, ip)| format!("{name} -> {ip}"))
+        .collect();
+    let none = |v: Vec<String>| {
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    vec![
+        ("allow", allow.join(", ")),
+        ("deny", none(deny)),
+        (
+            "methods",
+            list.methods
+                .as_deref()
+                .map(methods)
+                .unwrap_or_else(|| "all".into()),
+        ),
+        ("hosts", none(hosts)),
+        (
+            "upstream",
+            format!(
+                "CAs {}",
+                list.ca_certificates
+                    .iter()
+                    .map(ca_source)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
+    ]
 }

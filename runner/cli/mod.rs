@@ -6,6 +6,7 @@ mod console;
 mod env;
 mod gc;
 mod image;
+mod proxy;
 mod run;
 mod secrets;
 mod shell;
@@ -51,6 +52,9 @@ enum Command {
     Gc(gc::GcArgs),
     /// Open a shell in a kept run's final state (offline, no secrets).
     Shell(shell::ShellArgs),
+    /// Run the egress proxy (started by runs with an agent network allowlist).
+    #[command(hide = true)]
+    Proxy(proxy::ProxyArgs),
 }
 
 /// Flags every subcommand may use.
@@ -122,6 +126,7 @@ fn outcome_of(err: &anyhow::Error) -> Outcome {
                 .downcast_ref::<crate::secrets::SecretError>()
                 .is_some()
             || cause.downcast_ref::<crate::root::RootError>().is_some()
+            || cause.downcast_ref::<crate::proxy::ProxyError>().is_some()
         {
             return Outcome::ConfigError;
         }
@@ -137,6 +142,7 @@ async fn dispatch(command: Command, g: Globals) -> anyhow::Result<i32> {
         Command::Run(a) => run::run(a, &g).await,
         Command::Gc(a) => gc::run(a, &g).await,
         Command::Shell(a) => shell::run(a, &g).await,
+        Command::Proxy(a) => proxy::run(a).await,
     }
 }
 

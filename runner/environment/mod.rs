@@ -26,7 +26,8 @@ use serde::de::{Deserialize, DeserializeSeed};
 
 pub use error::{display_path, EnvError};
 pub use values::{
-    is_name, is_reserved_secret_name, show_duration, show_size, var_fits, MAX_VAR_LEN, WORKSPACE,
+    canonical as canonical_ip, is_name, is_reserved_secret_name, show_duration, show_size,
+    var_fits, AddressClass, Cidr, HostPattern, Method, Target, MAX_VAR_LEN, METHODS, WORKSPACE,
 };
 
 use crate::root::ConfigRoot;
@@ -37,7 +38,45 @@ use error::{did_you_mean, shown};
 pub enum NetworkPolicy {
     /// No network at all: only the container's own loopback.
     Off,
+    /// Only what the allowlist names, through airlock's egress proxy, every request on record.
+    Allowlist(Allowlist),
 }
+
+/// `agent.network` as a mapping: what the egress proxy lets through.
+///
+/// A request passes when no `deny` entry names it and an `allow` entry does, with its method
+/// among that entry's methods (the entry's own, else the top-level `methods`, else all). The
+/// proxy enforces it (`crate::proxy::policy`); this is what the file said, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allowlist {
+    pub allow: Vec<AllowEntry>,
+    /// Checked first: a denied destination is refused whatever `allow` says.
+    pub deny: Vec<Target>,
+    /// The default methods of `allow` entries; `None`: every method.
+    pub methods: Option<Vec<Method>>,
+    /// Names pinned to one address (as `--add-host`); that address, even a private one, is
+    /// then reachable under that name only.
+    pub hosts: BTreeMap<String, std::net::IpAddr>,
+    /// What the proxy trusts upstream: `agent.network.ca_certificates`, else the
+    /// environment's `ca_certificates`, else the host's bundle.
+    pub ca_certificates: Vec<CaSource>,
+}
+
+/// One `allow` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowEntry {
+    /// A destination, with the methods allowed to it when the entry names its own.
+    Target {
+        target: Target,
+        methods: Option<Vec<Method>>,
+    },
+    /// `host-registries`: the package registries the host's own tools are configured to use,
+    /// read when the run starts, GET and HEAD only.
+    HostRegistries,
+}
+
+/// The name of the `allow` preset for the host's package registries.
+pub const HOST_REGISTRIES: &str = "host-registries";
 
 /// A CA certificate source to trust in the setup phase.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -255,3 +255,97 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn the_network_allowlist_is_read() {
+    let env = load_text(
+        "image: tiny\nagent:\n  network:\n    allow:\n      - Registry.Example.com\n      - \"*.example.org:443\"\n      - 10.0.0.5:8080\n      - {host: git.example.com, methods: [GET, POST]}\n      - host-registries\n    deny: [uploads.example.org]\n    methods: [GET, HEAD]\n    hosts: {git.example.com: 10.0.0.7}\n",
+    )
+    .unwrap();
+    let NetworkPolicy::Allowlist(list) = env.agent.network else {
+        panic!("not an allowlist: {:?}", env.agent.network)
+    };
+    let target = |s: &str| s.parse::<Target>().unwrap();
+    let method = |s: &str| s.parse::<Method>().unwrap();
+    assert_eq!(
+        list.allow,
+        vec![
+            AllowEntry::Target {
+                target: target("registry.example.com"),
+                methods: None
+            },
+            AllowEntry::Target {
+                target: target("*.example.org:443"),
+                methods: None
+            },
+            AllowEntry::Target {
+                target: target("10.0.0.5:8080"),
+                methods: None
+            },
+            AllowEntry::Target {
+                target: target("git.example.com"),
+                methods: Some(vec![method("GET"), method("POST")])
+            },
+            AllowEntry::HostRegistries,
+        ]
+    );
+    assert_eq!(list.deny, vec![target("uploads.example.org")]);
+    assert_eq!(list.methods, Some(vec![method("GET"), method("HEAD")]));
+    assert_eq!(
+        list.hosts.get("git.example.com"),
+        Some(&"10.0.0.7".parse().unwrap())
+    );
+    // No CAs named anywhere: the proxy trusts the host's bundle upstream.
+    assert_eq!(list.ca_certificates, vec![CaSource::Host]);
+}
+
+#[test]
+fn the_proxy_trusts_the_environments_cas_unless_the_network_names_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let pem = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+    std::fs::write(dir.path().join("corp.pem"), pem).unwrap();
+    let load = |text: &str| {
+        let path = dir.path().join("t.yaml");
+        std::fs::write(&path, text).unwrap();
+        let root = ConfigRoot::at(dir.path()).unwrap();
+        match load_in(Some(&root), &path).unwrap().agent.network {
+            NetworkPolicy::Allowlist(list) => list.ca_certificates,
+            NetworkPolicy::Off => panic!("off"),
+        }
+    };
+    let corp = CaSource::File(dir.path().join("corp.pem"));
+    // The environment's CAs, whether they come before or after `agent:`.
+    assert_eq!(
+        load("image: tiny\nagent:\n  network:\n    allow: [x.example.com]\nca_certificates: [corp.pem]\n"),
+        vec![corp.clone()]
+    );
+    assert_eq!(
+        load("image: tiny\nca_certificates: [corp.pem, host]\nagent:\n  network:\n    allow: [x.example.com]\n"),
+        vec![corp.clone(), CaSource::Host]
+    );
+    assert_eq!(
+        load("image: tiny\nca_certificates: [corp.pem]\nagent:\n  network:\n    allow: [x.example.com]\n    ca_certificates: [host]\n"),
+        vec![CaSource::Host]
+    );
+}
+
+#[test]
+fn network_errors_point_at_the_entry() {
+    let err = load_text(
+        "image: tiny\nagent:\n  network:\n    allow:\n      - ok.example.com\n      - exa*mple.com\n",
+    )
+    .unwrap_err();
+    assert_eq!((err.line, err.column), (Some(6), Some(9)));
+    assert_eq!(err.key.as_deref(), Some("agent.network.allow[1]"));
+    assert!(
+        err.message.contains("not a valid wildcard"),
+        "{}",
+        err.message
+    );
+    let err = load_text(
+        "image: tiny\nagent:\n  network:\n    allow: [x.example.com]\n    methods: [GET, get]\n",
+    )
+    .unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("agent.network.methods[1]"));
+    assert_eq!(err.fix.as_deref(), Some("write GET"));
+}

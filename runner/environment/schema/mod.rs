@@ -12,6 +12,7 @@
 //! Scalars are read with `deserialize_str`, which hands over the text exactly as written:
 //! `VERSION: 1.10` is the text `1.10` (not the float 1.1), `ZIP: 01234` keeps its zero.
 
+mod network;
 mod read;
 mod sections;
 
@@ -24,7 +25,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 
 use super::error::{shown, Expect, Fail};
 use super::values;
-use super::{AgentSettings, CaSource, Limits};
+use super::{AgentSettings, CaSource, Limits, NetworkPolicy};
 use read::{scalar, List, Nested, KEY, TOP};
 use sections::Agent;
 
@@ -85,7 +86,7 @@ impl<'de> Visitor<'de> for File<'_> {
         let mut persist = Vec::new();
         let mut ca_certificates = Vec::new();
         let mut runtime = None;
-        let mut agent = Agent(AgentSettings::default(), false);
+        let mut agent = Agent::new(self.base_dir);
         let mut limits = Limits::default();
         while let Some(key) = map.next_key_seed(scalar(KEY, |k| TOP.key(k, &seen)))? {
             seen.push(key);
@@ -125,9 +126,10 @@ impl<'de> Visitor<'de> for File<'_> {
                 }
                 "runtime" => runtime = Some(map.next_value_seed(scalar(RUNTIME, values::runtime))?),
                 "agent" => {
+                    let base = self.base_dir;
                     agent = map.next_value_seed(Nested {
                         expect: AGENT_MAP,
-                        default: || Agent(AgentSettings::default(), false),
+                        default: || Agent::new(base),
                     })?
                 }
                 _ => {
@@ -145,6 +147,16 @@ impl<'de> Visitor<'de> for File<'_> {
                     .fix("add a line `image: base` (a folder under images/, or an image already in the engine)"),
             ));
         };
+        let mut settings: AgentSettings = agent.settings;
+        if let NetworkPolicy::Allowlist(list) = &mut settings.network {
+            if !agent.network_ca_given {
+                list.ca_certificates = if ca_certificates.is_empty() {
+                    vec![CaSource::Host]
+                } else {
+                    ca_certificates.clone()
+                };
+            }
+        }
         Ok(Parsed {
             image,
             env: env.unwrap_or_default(),
@@ -153,9 +165,9 @@ impl<'de> Visitor<'de> for File<'_> {
             persist,
             ca_certificates,
             runtime,
-            agent: agent.0,
+            agent: settings,
             limits,
-            root_user: agent.1,
+            root_user: agent.root_user,
         })
     }
 }
@@ -196,11 +208,11 @@ const PATH: Expect = Expect {
     what: "an absolute path",
     fix: "write one path per item, e.g. `- /opt/cache`",
 };
-const CAS: Expect = Expect {
+pub(super) const CAS: Expect = Expect {
     what: "a list of `host` or PEM file paths",
     fix: "write e.g. `ca_certificates: [host]`",
 };
-const CA: Expect = Expect {
+pub(super) const CA: Expect = Expect {
     what: "`host` or a PEM file path",
     fix: "write one per item, e.g. `- host` or `- certs/corp.pem`",
 };
@@ -274,7 +286,7 @@ fn persisted(text: &str, before: &[String]) -> Result<String, Fail> {
     Ok(path)
 }
 
-fn ca(text: &str, before: &[CaSource], base: &Path) -> Result<CaSource, Fail> {
+pub(super) fn ca(text: &str, before: &[CaSource], base: &Path) -> Result<CaSource, Fail> {
     let source = if text == "host" {
         CaSource::Host
     } else {

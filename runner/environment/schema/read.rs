@@ -47,7 +47,16 @@ pub(super) const LIMITS: Section = Section {
         "output_size",
     ],
 };
-pub(super) const SECTIONS: [Section; 3] = [TOP, AGENT, LIMITS];
+pub(super) const NETWORK: Section = Section {
+    name: "network",
+    keys: &["allow", "deny", "methods", "hosts", "ca_certificates"],
+};
+/// An `allow` entry written as a mapping.
+pub(super) const NETWORK_ENTRY: Section = Section {
+    name: "allow",
+    keys: &["host", "methods"],
+};
+pub(super) const SECTIONS: [Section; 4] = [TOP, AGENT, LIMITS, NETWORK];
 
 impl Section {
     fn place(&self) -> String {
@@ -146,9 +155,9 @@ impl<'de, T, F: FnMut(&str, &[T]) -> Result<T, Fail>> Visitor<'de> for List<T, F
 }
 
 /// A nested mapping (`agent:`, `limits:`), read by `read`; an empty value means all defaults.
-pub(super) struct Nested<F> {
+pub(super) struct Nested<D> {
     pub(super) expect: Expect,
-    pub(super) default: fn() -> F,
+    pub(super) default: D,
 }
 
 /// How a nested section reads its keys.
@@ -161,14 +170,14 @@ pub(super) trait ReadSection: Sized {
     ) -> Result<(), A::Error>;
 }
 
-impl<'de, F: ReadSection> DeserializeSeed<'de> for Nested<F> {
+impl<'de, F: ReadSection, G: FnOnce() -> F> DeserializeSeed<'de> for Nested<G> {
     type Value = F;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<F, D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de, F: ReadSection> Visitor<'de> for Nested<F> {
+impl<'de, F: ReadSection, G: FnOnce() -> F> Visitor<'de> for Nested<G> {
     type Value = F;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         write!(f, "{}", self.expect)

@@ -1,16 +1,37 @@
 //! The `agent:` and `limits:` sections.
 
+use std::path::Path;
+
 use serde::de::MapAccess;
 
-use super::super::error::{shown, Expect, Fail};
+use super::super::error::Expect;
 use super::super::values;
-use super::super::{AgentSettings, Limits, NetworkPolicy};
+use super::super::{AgentSettings, Limits};
+use super::network::Network;
 use super::read::{scalar, ReadSection, Section, AGENT, LIMITS};
 
-/// The agent section, plus whether its user is root.
-pub(super) struct Agent(pub(super) AgentSettings, pub(super) bool);
+/// The agent section, plus whether its user is root and whether its network allowlist named
+/// its own `ca_certificates`.
+pub(super) struct Agent<'a> {
+    pub(super) settings: AgentSettings,
+    pub(super) root_user: bool,
+    pub(super) network_ca_given: bool,
+    /// Where relative `ca_certificates` paths start.
+    pub(super) base_dir: &'a Path,
+}
 
-impl ReadSection for Agent {
+impl<'a> Agent<'a> {
+    pub(super) fn new(base_dir: &'a Path) -> Agent<'a> {
+        Agent {
+            settings: AgentSettings::default(),
+            root_user: false,
+            network_ca_given: false,
+            base_dir,
+        }
+    }
+}
+
+impl ReadSection for Agent<'_> {
     const SECTION: Section = AGENT;
     fn read<'de, A: MapAccess<'de>>(
         &mut self,
@@ -19,31 +40,24 @@ impl ReadSection for Agent {
     ) -> Result<(), A::Error> {
         match key {
             "network" => {
-                self.0.network = map.next_value_seed(scalar(NETWORK, |t| match t {
-                    "off" | "false" => Ok(NetworkPolicy::Off),
-                    _ => Err(Fail::new(format!(
-                        "{:?}: only `off` is supported: the agent phase has no network",
-                        shown(t)
-                    ))
-                    .fix(NETWORK.fix)),
-                }))?;
+                let read = map.next_value_seed(Network {
+                    base_dir: self.base_dir,
+                })?;
+                self.settings.network = read.policy;
+                self.network_ca_given = read.ca_given;
             }
             _ => {
                 let (user, root) = map.next_value_seed(scalar(USER, |t| {
                     values::user(t).map(|root| (t.to_string(), root))
                 }))?;
-                self.0.user = user;
-                self.1 = root;
+                self.settings.user = user;
+                self.root_user = root;
             }
         }
         Ok(())
     }
 }
 
-const NETWORK: Expect = Expect {
-    what: "`off`",
-    fix: "write `network: off`; only `off` exists for now (an allowlist of hosts is planned)",
-};
 const USER: Expect = Expect {
     what: "a user (UID, UID:GID or a name)",
     fix: "write e.g. `user: \"1000:1000\"`",

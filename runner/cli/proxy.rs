@@ -1,0 +1,78 @@
+//! `airlock proxy` (hidden): run the egress proxy in the foreground, so a run can start it in
+//! a container of its own from the airlock binary. Everything it does is in `crate::proxy`.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use crate::proxy::{self, Config, Listen, Policy, Proxy};
+
+#[derive(Debug, clap::Args)]
+pub struct ProxyArgs {
+    /// The policy: JSON written from an environment's agent.network (allow, deny, hosts)
+    #[arg(long, value_name = "FILE")]
+    policy: PathBuf,
+    /// Where to listen: ADDRESS:PORT (port 0: any free port) or unix:PATH
+    #[arg(long, value_name = "ADDR|unix:PATH")]
+    listen: Listen,
+    /// The request record, one JSON line per request (appended to)
+    #[arg(long, value_name = "FILE")]
+    record: PathBuf,
+    /// Where the run's CA certificate is written, as ca.pem (the key stays in memory)
+    #[arg(long, value_name = "DIR")]
+    ca_dir: PathBuf,
+    /// PEM bundle of the CAs trusted upstream
+    #[arg(long, value_name = "FILE", default_value = proxy::HOST_BUNDLE)]
+    upstream_ca: PathBuf,
+    /// An address of the engine host, refused like a private one (repeatable)
+    #[arg(long, value_name = "IP")]
+    local_address: Vec<IpAddr>,
+    /// Tests only: route NAME to 127.0.0.1 and allow loopback for it (repeatable)
+    #[arg(long, value_name = "NAME", hide = true)]
+    test_loopback: Vec<String>,
+}
+
+pub async fn run(a: ProxyArgs) -> anyhow::Result<i32> {
+    let policy = Policy::read(&a.policy)?;
+    let proxy = Proxy::new(Config {
+        policy,
+        upstream_ca: a.upstream_ca,
+        record: a.record,
+        ca_dir: a.ca_dir,
+        test_loopback: a
+            .test_loopback
+            .iter()
+            .map(|n| n.to_ascii_lowercase())
+            .collect::<BTreeSet<_>>(),
+        local_addresses: a.local_address,
+    })?;
+    let listener = proxy.bind(&a.listen).await?;
+    // The one line a caller waits for: the address (with the port filled in) and the CA.
+    println!(
+        "airlock proxy: listening on {} (CA {})",
+        listener.address(),
+        proxy.ca_cert().display()
+    );
+    std::io::stdout().flush()?;
+    tokio::select! {
+        r = proxy.serve(listener) => r?,
+        _ = stop() => {}
+    }
+    Ok(0)
+}
+
+/// SIGTERM or SIGINT: every record line is already written whole, so just stop.
+async fn stop() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
