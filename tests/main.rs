@@ -8,6 +8,7 @@ mod concurrency;
 mod env_check;
 mod exhaust;
 mod faults;
+mod git_objects;
 mod images;
 mod network;
 mod run;

@@ -28,6 +28,7 @@ pub async fn cross(
         "boundary: checking what crosses for secret values".into(),
     ));
     let tally = Arc::new(Tally::default());
+    let host_git = run.task.workspace.join(".git");
     let check = boundary::check(
         engine,
         &setup.container,
@@ -35,6 +36,7 @@ pub async fn cross(
         ready.scanner.clone(),
         &run.task.env.env,
         tally.clone(),
+        &host_git,
     );
     // Progress while it reads, for a driver that shows it.
     let checked = {
