@@ -435,6 +435,126 @@ printf 'no newline \033[0m'"#;
     assert_run_gone(report["run_id"].as_str().unwrap());
 }
 
+/// `airlock ARGS` on a pseudo-terminal, as a person would run it: `input` is typed once the
+/// output shows `ready`; returns the exit code and everything the terminal received.
+fn on_a_terminal(args: &[&str], ready: &str, input: &[u8]) -> (i32, Vec<u8>) {
+    use std::io::{Read, Write};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+    let pty = nix::pty::openpty(None, None).expect("openpty");
+    let mut cmd = crate::harness::Test::new().args(args).command();
+    for (i, stdio) in [0, 1, 2]
+        .map(|_| pty.slave.try_clone().unwrap())
+        .into_iter()
+        .enumerate()
+    {
+        let stdio = std::process::Stdio::from(stdio);
+        match i {
+            0 => cmd.stdin(stdio),
+            1 => cmd.stdout(stdio),
+            _ => cmd.stderr(stdio),
+        };
+    }
+    let mut child = cmd.spawn().expect("spawn airlock");
+    // Only the child may hold the terminal's other end, or reading never sees its end.
+    drop(cmd);
+    drop(pty.slave);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut master = std::fs::File::from(pty.master);
+    let mut typing = master.try_clone().unwrap();
+    let (done, read_all) = std::sync::mpsc::channel();
+    {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            // EIO once the last holder of the terminal's other end is gone.
+            while let Ok(n @ 1..) = master.read(&mut buf) {
+                seen.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+            let _ = done.send(());
+        });
+    }
+    let start = Instant::now();
+    let mut typed = false;
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code().unwrap_or(-1);
+        }
+        if !typed && contains(&seen.lock().unwrap(), ready.as_bytes()) {
+            typing.write_all(input).unwrap();
+            typed = true;
+        }
+        if start.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            panic!(
+                "airlock {args:?} on a terminal did not end:\n{}",
+                String::from_utf8_lossy(&seen.lock().unwrap())
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    read_all
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the terminal's output never ended");
+    let seen = seen.lock().unwrap().clone();
+    (code, seen)
+}
+
+#[test]
+fn a_shell_in_a_kept_run_reads_none_of_the_agents_startup_files_and_filters_its_output() {
+    crate::harness::base_image();
+    let f = Fixture::new();
+    hostile_env(&f, "base", "echo setup done");
+    // The agent leaves startup files that would print a marker and set the user's clipboard
+    // (OSC 52) the moment the shell starts, and a file that does the same when shown.
+    let agent = r#"cat > "$HOME/.bashrc" <<'RC'
+echo RC-MARK""ER
+printf '\033]52;c;cHduZWQ=\007'
+RC
+cp "$HOME/.bashrc" "$HOME/.profile"
+cp "$HOME/.bashrc" "$HOME/.bash_profile"
+printf 'echo %s-%s\n' HISTORY MARKER > "$HOME/.bash_history"
+echo 'set bell-style visible' > "$HOME/.inputrc"
+printf '\033]52;c;%s\007' "$(printf pwned | base64)" > clipboard.txt
+printf '\033]0;title\007\033[6n\033P$q"p\033\\ colour \033[31mred\033[0m\n' >> clipboard.txt"#;
+    f.run_with("t", &["--keep"], &["bash", "-c", agent])
+        .run()
+        .success();
+    let run_id = f.report()["run_id"].as_str().unwrap().to_string();
+    let typed = b"grep -c RC-MARK ~/.bashrc ~/.profile && echo RC-PRESENT-$((40+2))\n\
+        grep -c HISTORY ~/.bash_history; grep -c bell ~/.inputrc; history; bind -v | grep bell-style\n\
+        cat /workspace/clipboard.txt\n\
+        echo \"vars $INPUTRC $HISTFILE ${BASH_ENV-none} $((6*7))\"\n\
+        exit 5\n";
+    let (code, seen) = on_a_terminal(&["shell", &run_id], "(airlock shell)", typed);
+    let text = String::from_utf8_lossy(&seen).into_owned();
+    assert_eq!(code, 5, "{text}");
+    // The shell ran what was typed, in the agent's home, where the startup files are.
+    assert!(text.contains("RC-PRESENT-42"), "{text}");
+    assert!(text.contains("vars /dev/null /dev/null none 42"), "{text}");
+    // None of them was read: no marker, no history, readline's own setting.
+    for marker in ["RC-MARKER", "HISTORY-MARKER", "bell-style visible"] {
+        assert!(!text.contains(marker), "{marker} ran:\n{text}");
+    }
+    assert!(text.contains("bell-style audible"), "{text}");
+    // The clipboard write, the title, the status request and the DCS never reach the
+    // terminal as sequences: they are shown, escaped. Colours still pass.
+    for raw in [&b"\x1b]52"[..], b"\x1b]0;", b"\x1b[6n", b"\x1bP"] {
+        assert!(
+            !contains(&seen, raw),
+            "{:?} reached the terminal:\n{text}",
+            raw
+        );
+    }
+    assert!(text.contains("\\u{1b}]52;c;cHduZWQ="), "{text}");
+    assert!(contains(&seen, b"colour \x1b[31mred\x1b[0m"), "{text}");
+    crate::harness::Test::new()
+        .args(["gc", "--kept", &run_id])
+        .run()
+        .success();
+    assert_run_gone(&run_id);
+}
+
 #[test]
 fn hostile_names_and_links_cross_as_data_and_apply_only_inside_the_workspace() {
     let f = Fixture::new();

@@ -641,3 +641,35 @@ fn a_listed_secret_without_a_file_in_secrets_is_a_warning() {
         .stderr_has("warning: envs/x.yaml: secret MISSING has no file secrets/MISSING.age yet");
     assert!(!out.stderr().contains("secret HAVE"), "{}", out.stderr());
 }
+
+/// 100 000 levels of nesting (which kept serde_yaml busy for over a minute) are refused
+/// before the YAML parser sees them: `env check` names the place and a fix, `run` exits 78.
+#[test]
+fn yaml_nested_past_sixty_four_levels_is_refused_naming_the_place() {
+    let deep = 100_000;
+    for (yaml, at) in [
+        (
+            format!(
+                "image: base\nenv: {}1{}\n",
+                "[".repeat(deep),
+                "]".repeat(deep)
+            ),
+            "envs/x.yaml:2:69: the YAML nests more than 64 levels deep here",
+        ),
+        (
+            format!("image: base\nenv:\n  {}1\n", "- ".repeat(deep)),
+            "envs/x.yaml:3:129: the YAML nests more than 64 levels deep here",
+        ),
+    ] {
+        refused(&yaml, at, "64 levels", "flatten");
+        let root = Root::new();
+        root.write("envs/x.yaml", &yaml);
+        std::fs::create_dir(root.path().join("ws")).unwrap();
+        Test::new()
+            .root(&root)
+            .args(["run", "x", "-w", "ws", "--", "true"])
+            .run()
+            .code(78)
+            .stderr_has(at);
+    }
+}

@@ -9,6 +9,7 @@ mod env_check;
 mod env_network;
 mod exhaust;
 mod faults;
+mod git_objects;
 mod images;
 mod network;
 mod proxy;

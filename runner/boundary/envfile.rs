@@ -224,16 +224,23 @@ fn check_name(line: usize, name: &str) -> Result<(), EnvFileError> {
             name: shown(name),
         });
     }
-    for &(reserved, prefix, why) in RESERVED {
-        if name == reserved || (prefix && name.starts_with(reserved)) {
-            return Err(EnvFileError::ReservedName {
-                line,
-                name: name.to_string(),
-                why,
-            });
-        }
+    match reserved(name) {
+        Some(why) => Err(EnvFileError::ReservedName {
+            line,
+            name: name.to_string(),
+            why,
+        }),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// Why a variable of this name may not reach the agent phase, if it may not: the shell or
+/// the dynamic loader reads it as an instruction (`airlock shell` leaves these out too).
+pub fn reserved(name: &str) -> Option<&'static str> {
+    RESERVED
+        .iter()
+        .find(|&&(reserved, prefix, _)| name == reserved || prefix && name.starts_with(reserved))
+        .map(|&(_, _, why)| why)
 }
 
 /// A name or delimiter for an error message: control characters escaped, at most 64 chars.

@@ -13,6 +13,7 @@
 //! nothing is copied twice.
 
 pub mod envfile;
+pub mod git;
 pub mod paths;
 pub mod sweep;
 
@@ -155,7 +156,8 @@ pub struct Crossing {
 }
 
 /// Check everything that would cross from the stopped setup container `setup_id`, which
-/// mounted `roots` under [`CROSSING_DIR`].
+/// mounted `roots` under [`CROSSING_DIR`]. `host_git` is the host workspace's `.git` (need
+/// not exist): the git objects it has are not inflated again ([`git`]).
 pub async fn check(
     engine: &dyn Engine,
     setup_id: &str,
@@ -163,6 +165,7 @@ pub async fn check(
     secrets: Arc<SecretSet>,
     env: &BTreeMap<String, String>,
     tally: Arc<Tally>,
+    host_git: &std::path::Path,
 ) -> Result<Crossing, BoundaryError> {
     let clock = Instant::now();
     let reader = Counting {
@@ -171,8 +174,9 @@ pub async fn check(
     };
     let scanner = secrets.clone();
     let owned = roots.to_vec();
+    let host = git::HostObjects::new(host_git);
     let scanned =
-        tokio::task::spawn_blocking(move || scan_crossing(reader, &owned, &scanner, &tally))
+        tokio::task::spawn_blocking(move || scan_crossing(reader, &owned, &scanner, &tally, &host))
             .await
             .map_err(|e| BoundaryError::Read {
                 root: CROSSING_DIR.into(),
@@ -232,6 +236,7 @@ fn scan_crossing(
     roots: &[Root],
     secrets: &SecretSet,
     tally: &Tally,
+    host: &git::HostObjects,
 ) -> Result<Scanned, BoundaryError> {
     let top = CROSSING_DIR.rsplit('/').next().unwrap_or(CROSSING_DIR);
     let read_err = |e: std::io::Error| BoundaryError::Read {
@@ -359,8 +364,12 @@ fn scan_crossing(
                     hasher: Hasher::default(),
                     bytes: 0,
                 };
-                if let Some(hit) = secrets.scan_reader(&mut reader).map_err(read_err)? {
-                    return Err(leak(hit, format!("file {shown}")));
+                // A git object the host did not have is scanned inflated too.
+                let objects = host.new_objects(root.kind, &rel, reader.inner.size());
+                if let Some((hit, how)) =
+                    git::scan(objects, &mut reader, secrets).map_err(read_err)?
+                {
+                    return Err(leak(hit, format!("file {shown}{how}")));
                 }
                 std::io::copy(&mut reader, &mut std::io::sink()).map_err(read_err)?;
                 crossed.bytes += reader.bytes;
@@ -521,7 +530,14 @@ mod tests {
     fn scan(entries: &[(&str, tar::EntryType, &[u8])]) -> Result<Scanned, BoundaryError> {
         let set = SecretSet::new(&[("TOKEN", SECRET)]);
         let roots = roots("/workspace", true, &["/opt/deps".to_string()]);
-        scan_crossing(&archive(entries)[..], &roots, &set, &Tally::default())
+        let host = git::HostObjects::new("/nonexistent/.git");
+        scan_crossing(
+            &archive(entries)[..],
+            &roots,
+            &set,
+            &Tally::default(),
+            &host,
+        )
     }
 
     use tar::EntryType::{Directory as D, Link as L, Regular as F};

@@ -10,5 +10,10 @@ pub struct ShellArgs {
 
 pub async fn run(args: ShellArgs, _g: &Globals) -> anyhow::Result<i32> {
     let engine = crate::engine::from_env()?;
+    super::console::note(
+        "shell: offline, no secrets; the agent's startup files (~/.bashrc, ~/.profile, \
+         ~/.inputrc, its history) are not read, and terminal sequences that write the \
+         clipboard or the title or type into the shell are shown escaped",
+    );
     Ok(shell::open(&*engine, &args.run_id).await?)
 }

@@ -12,9 +12,11 @@
 //!
 //! - `values`: the leaf parsers (durations, sizes, names, users, paths);
 //! - `schema`: the serde visitors that read the file's shape and run those parsers in place;
-//! - `error`: [`EnvError`] and how a serde_yaml error becomes a precise message.
+//! - `error`: [`EnvError`] and how a serde_yaml error becomes a precise message;
+//! - `nesting`: the depth cap every YAML text passes before serde_yaml sees it.
 
 mod error;
+mod nesting;
 mod schema;
 mod values;
 
@@ -281,18 +283,12 @@ pub fn load_in(root: Option<&ConfigRoot>, path: &Path) -> Result<Environment, En
     // only at the end, so a semantic check could fire first and blame the wrong thing. Walk
     // the whole document once so YAML-level problems are reported as such.
     let mut track = serde_path_to_error::Track::new();
-    let de = serde_path_to_error::Deserializer::new(
-        serde_yaml::Deserializer::from_str(text),
-        &mut track,
-    );
+    let de = serde_path_to_error::Deserializer::new(yaml(path, text)?, &mut track);
     serde::de::IgnoredAny::deserialize(de)
         .map_err(|e| error::from_yaml(path, serde_path_to_error::Error::new(track.path(), e)))?;
 
     let mut track = serde_path_to_error::Track::new();
-    let de = serde_path_to_error::Deserializer::new(
-        serde_yaml::Deserializer::from_str(text),
-        &mut track,
-    );
+    let de = serde_path_to_error::Deserializer::new(yaml(path, text)?, &mut track);
     let parsed = schema::File {
         base_dir: &base_dir,
     }
@@ -348,6 +344,22 @@ fn read(path: &Path) -> Result<Vec<u8>, EnvError> {
         .fix("keep large scripts in the image or the workspace and call them from setup"));
     }
     std::fs::read(path).map_err(|e| fail(format!("cannot read: {e}")))
+}
+
+/// The one way airlock reads YAML: `text` (already under the size cap) measured for nesting
+/// first, so serde_yaml, whose time grows with the square of the depth, never sees a text
+/// nested past [`nesting::MAX_DEPTH`] levels.
+fn yaml<'de>(path: &Path, text: &'de str) -> Result<serde_yaml::Deserializer<'de>, EnvError> {
+    nesting::check(text).map_err(|at| {
+        EnvError::new(format!(
+            "the YAML nests more than {} levels deep here",
+            nesting::MAX_DEPTH
+        ))
+        .in_file(path)
+        .at(at.line, at.column)
+        .fix("an environment needs a few levels (`env: {A: 1}` is two): flatten the lists and maps")
+    })?;
+    Ok(serde_yaml::Deserializer::from_str(text))
 }
 
 /// 1-based line and column just after `before`.

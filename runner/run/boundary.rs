@@ -44,6 +44,7 @@ pub async fn cross(
         &ready.scanner,
         &shown,
     );
+    let host_git = run.task.workspace.join(".git");
     let check = boundary::check(
         engine,
         &setup.container,
@@ -51,6 +52,7 @@ pub async fn cross(
         ready.scanner.clone(),
         &run.task.env.env,
         tally.clone(),
+        &host_git,
     );
     // Progress while it reads, for a driver that shows it.
     let progress = async {

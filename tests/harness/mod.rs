@@ -296,6 +296,19 @@ pub fn tiny_image() {
     });
 }
 
+/// Build the Debian base image (bash, git), once per test process: for tests that need
+/// what busybox lacks. The first build ever on a machine bootstraps Debian (minutes).
+pub fn base_image() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        Test::new()
+            .env("AIRLOCK_ROOT", repo())
+            .args(["image", "build", "base"])
+            .run()
+            .success();
+    });
+}
+
 /// Run a docker CLI command and return its stdout (tests use the CLI as an independent
 /// witness of the engine's state).
 pub fn docker(args: &[&str]) -> String {
