@@ -49,8 +49,7 @@ pub struct RunArgs {
 pub async fn run(args: RunArgs, g: &Globals) -> anyhow::Result<i32> {
     // Signals are taken over first, so that one arriving while the run starts is not lost.
     let signals = Signals::install()?;
-    let as_path =
-        args.env.contains('/') || args.env.ends_with(".yaml") || args.env.ends_with(".yml");
+    let as_path = environment::is_path_spec(&args.env);
     let root = ConfigRoot::locate(
         g.root.as_deref(),
         as_path.then(|| std::path::Path::new(&args.env)),
