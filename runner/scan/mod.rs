@@ -95,7 +95,7 @@ impl SecretSet {
     ///
     /// This cannot fail in practice; if the automaton's internal limits were ever exceeded,
     /// the set fails closed: every scan reports a hit with form `"unscannable"` and the
-    /// redactor withholds all output. [`SecretSet::try_new`] reports the error instead.
+    /// redactor withholds all output ([`SecretSet::build_error`] says why).
     pub fn new(secrets: &[(&str, &[u8])]) -> SecretSet {
         Self::build(secrets).unwrap_or_else(|(names, too_short, err)| SecretSet {
             inner: Arc::new(Inner {
@@ -106,11 +106,6 @@ impl SecretSet {
                 marker: marker_brackets(secrets),
             }),
         })
-    }
-
-    /// As [`SecretSet::new`], but an automaton that cannot be built is an error.
-    pub fn try_new(secrets: &[(&str, &[u8])]) -> Result<SecretSet, BuildError> {
-        Self::build(secrets).map_err(|(_, _, err)| err)
     }
 
     #[allow(clippy::type_complexity)]

@@ -60,8 +60,8 @@ fn encoded_forms(value: &[u8], raw_name: &'static str, out: &mut Vec<(&'static s
         out.push(("base64", base64_stable(value, align, false)));
         out.push(("base64", base64_stable(value, align, true)));
     }
-    out.push(("hex", hex(value, b"0123456789abcdef")));
-    out.push(("hex", hex(value, b"0123456789ABCDEF")));
+    out.push(("hex", crate::hex::lower(value).into_bytes()));
+    out.push(("hex", crate::hex::upper(value).into_bytes()));
     for digits in [b"0123456789ABCDEF", b"0123456789abcdef"] {
         out.push(("url-encoded", url_encode(value, digits, false)));
         out.push(("url-encoded", url_encode(value, digits, true)));
@@ -93,15 +93,6 @@ pub(crate) fn base64_stable(value: &[u8], align: usize, url_safe: bool) -> Vec<u
     let mut encoded = encoded;
     zeroize::Zeroize::zeroize(&mut encoded);
     stable
-}
-
-fn hex(value: &[u8], digits: &[u8; 16]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(value.len() * 2);
-    for &b in value {
-        out.push(digits[usize::from(b >> 4)]);
-        out.push(digits[usize::from(b & 0xf)]);
-    }
-    out
 }
 
 /// Percent-encoding of every byte outside `A-Za-z0-9-._~`; with `plus`, a space is `+`.
@@ -204,7 +195,7 @@ mod tests {
         // The value without its final line break, in every form.
         let trimmed = b"-----BEGIN KEY-----\r\nshort\nabcdefghijkl";
         assert_eq!(names_of(&forms, trimmed), ["line"]);
-        assert!(names_of(&forms, &hex(trimmed, b"0123456789abcdef")).contains(&"hex"));
+        assert!(names_of(&forms, crate::hex::lower(trimmed).as_bytes()).contains(&"hex"));
     }
 
     #[test]
