@@ -35,14 +35,14 @@ fn refused(body: &str, at: &str, message: &str, fix: &str) {
 #[test]
 fn an_allowlist_is_summarised() {
     check(
-        "image: tiny\nagent:\n  network:\n    allow:\n      - registry.example.com\n      - \"*.example.org:443\"\n      - git.internal.example\n      - \"10.0.0.5:8080\"\n      - {host: git.example.com, methods: [GET, POST]}\n      - host-registries\n    deny: [uploads.example.org]\n    methods: [GET, HEAD, OPTIONS]\n    hosts: {git.internal.example: 10.0.0.7}\n    ca_certificates: [host]\n",
+        "image: tiny\nagent:\n  network:\n    allow:\n      - registry.example.com\n      - \"*.example.org:443\"\n      - git.internal.example\n      - \"192.0.2.5:8080\"\n      - {host: git.example.com, methods: [GET, POST]}\n      - host-registries\n    deny: [uploads.example.org]\n    methods: [GET, HEAD, OPTIONS]\n    hosts: {git.internal.example: 192.0.2.7}\n    ca_certificates: [host]\n",
     )
     .success()
     .stdout_has("network allowlist (through the egress proxy), user 1000:1000")
-    .stdout_has("  allow    registry.example.com, *.example.org:443, git.internal.example, 10.0.0.5:8080, git.example.com (GET, POST), host-registries (GET, HEAD)\n")
+    .stdout_has("  allow    registry.example.com, *.example.org:443, git.internal.example, 192.0.2.5:8080, git.example.com (GET, POST), host-registries (GET, HEAD)\n")
     .stdout_has("  deny     uploads.example.org\n")
     .stdout_has("  methods  GET, HEAD, OPTIONS\n")
-    .stdout_has("  hosts    git.internal.example -> 10.0.0.7\n")
+    .stdout_has("  hosts    git.internal.example -> 192.0.2.7\n")
     .stdout_has("  upstream CAs host\n");
 }
 
@@ -89,10 +89,10 @@ fn bad_hosts_are_refused_where_they_are_written() {
         "the proxy's own container",
     );
     refused(
-        "    allow: [10.0.0.5/8]\n",
+        "    allow: [192.0.2.5/24]\n",
         "envs/x.yaml:4:13: agent.network.allow[0]: ",
-        "10.0.0.5/8 has host bits set",
-        "`10.0.0.0/8`",
+        "192.0.2.5/24 has host bits set",
+        "`192.0.2.0/24`",
     );
     refused(
         "    allow: [\"https://example.com/x\"]\n",
@@ -163,7 +163,7 @@ fn bad_methods_are_refused() {
 #[test]
 fn pins_must_name_an_allowed_host_and_an_address_it_may_reach() {
     refused(
-        "    allow: [x.example.com]\n    hosts: {y.example.com: 10.0.0.7}\n",
+        "    allow: [x.example.com]\n    hosts: {y.example.com: 192.0.2.7}\n",
         "envs/x.yaml:5:13: agent.network.hosts.y.example.com: ",
         "y.example.com is pinned in hosts but no allow entry names it",
         "add `y.example.com` to allow",
