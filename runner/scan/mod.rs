@@ -4,8 +4,10 @@
 //! phase, and that no secret value reaches a log. Both come down to one question asked of a
 //! stream of bytes: does any secret value occur in it, in any form it could plausibly have
 //! been written in? [`SecretSet`] compiles every form of every value (see `patterns.rs`) into one
-//! Aho-Corasick automaton so that a single pass answers for all of them at once, at memory
-//! speed, whatever the chunking of the stream:
+//! Aho-Corasick automaton (`engine.rs`) so that a single pass answers for all of them at once,
+//! at memory speed, whatever the chunking of the stream; forms wrapped over lines are found in
+//! a view of the stream with those line breaks taken out (`wrapped.rs`). Both users share one
+//! search (`stream.rs`), so what the leak check finds is exactly what the redactor removes:
 //!
 //! - [`SecretSet::scan_reader`] / [`SecretSet::scanner`]: the leak check (first hit, or all);
 //! - [`SecretSet::redactor`]: a streaming filter that replaces each occurrence with
@@ -18,26 +20,28 @@
 mod engine;
 mod patterns;
 mod redact;
+mod stream;
 #[cfg(test)]
 mod tests;
+mod wrapped;
 
 use std::io::{self, Read};
 use std::sync::Arc;
 
-use aho_corasick::automaton::StateID;
-
 pub use engine::BuildError;
-use engine::{walk, with_automaton, Engine};
 pub use patterns::MIN_SECRET_LEN;
 pub use redact::Redactor;
+use stream::{Compiled, Occurrence, Stream};
 
 /// A secret value was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hit {
     /// The secret's name (never its value).
     pub secret: String,
-    /// Which form matched: "raw", "base64", "hex", "url-encoded", "line" (or "unscannable" if
-    /// the scanner could not be built, see [`SecretSet::new`]).
+    /// Which form matched: "raw", "base64", "hex", "url-encoded", "html-entity",
+    /// "shell-quoted", "json-escaped", "line", any of those followed by " (wrapped)" when it
+    /// was split over lines (as "base64 (wrapped)"), or "unscannable" if the scanner could
+    /// not be built (see [`SecretSet::new`]).
     pub form: &'static str,
 }
 
@@ -49,7 +53,7 @@ pub struct SecretSet {
 
 pub(crate) struct Inner {
     state: State,
-    /// Per pattern ID: which secret, which form, how long.
+    /// Per pattern ID: which secret, which form.
     patterns: Vec<PatternInfo>,
     names: Vec<String>,
     too_short: Vec<String>,
@@ -60,8 +64,10 @@ pub(crate) struct Inner {
 /// The bracket pair for redaction markers: the first of `[]`, `<>`, `{}`, `()` whose bytes
 /// occur in no secret value. A secret ending in `[` (or starting with `]`) could otherwise be
 /// completed by the marker itself: the text before a redacted occurrence plus the marker's
-/// first byte would spell the value again. (Encoded forms hold no brackets: base64, hex and
-/// percent-encoding never produce them.) If every pair occurs, `[]` is used.
+/// first byte would spell the value again. (Encoded forms hold no brackets but the value's
+/// own: base64, hex, percent-encoding and entities never produce them, and the escaping forms
+/// only add backslashes, quotes and `&#;` to the value's bytes.) If every pair occurs, `[]`
+/// is used.
 pub(crate) fn marker_brackets(secrets: &[(&str, &[u8])]) -> (u8, u8) {
     const PAIRS: [(u8, u8); 4] = [(b'[', b']'), (b'<', b'>'), (b'{', b'}'), (b'(', b')')];
     PAIRS
@@ -77,7 +83,7 @@ pub(crate) fn marker_brackets(secrets: &[(&str, &[u8])]) -> (u8, u8) {
 pub(crate) enum State {
     /// No scannable value: nothing can ever match.
     Empty,
-    Ready(Box<Engine>),
+    Ready(Box<Compiled>),
     /// The automaton could not be built; every scan fails closed (reports a hit).
     Failed(String),
 }
@@ -86,7 +92,6 @@ pub(crate) enum State {
 pub(crate) struct PatternInfo {
     pub(crate) secret: u32,
     pub(crate) form: &'static str,
-    pub(crate) len: u32,
 }
 
 impl SecretSet {
@@ -97,27 +102,30 @@ impl SecretSet {
     /// the set fails closed: every scan reports a hit with form `"unscannable"` and the
     /// redactor withholds all output ([`SecretSet::build_error`] says why).
     pub fn new(secrets: &[(&str, &[u8])]) -> SecretSet {
-        Self::build(secrets).unwrap_or_else(|(names, too_short, err)| SecretSet {
-            inner: Arc::new(Inner {
-                state: State::Failed(err.to_string()),
-                patterns: Vec::new(),
-                names,
-                too_short,
-                marker: marker_brackets(secrets),
-            }),
+        Self::build(secrets, engine::DFA_BUDGET_BYTES).unwrap_or_else(|(names, too_short, err)| {
+            SecretSet {
+                inner: Arc::new(Inner {
+                    state: State::Failed(err.to_string()),
+                    patterns: Vec::new(),
+                    names,
+                    too_short,
+                    marker: marker_brackets(secrets),
+                }),
+            }
         })
     }
 
     #[allow(clippy::type_complexity)]
     fn build(
         secrets: &[(&str, &[u8])],
+        dfa_budget: usize,
     ) -> Result<SecretSet, (Vec<String>, Vec<String>, BuildError)> {
         let list = PatternList::new(secrets);
         let state = if list.patterns.is_empty() {
             State::Empty
         } else {
             let refs: Vec<&[u8]> = list.patterns.iter().map(|p| p.bytes.as_slice()).collect();
-            match Engine::build(&refs) {
+            match Compiled::build(&refs, dfa_budget) {
                 Ok(engine) => State::Ready(Box::new(engine)),
                 Err(err) => return Err((list.names, list.too_short, err)),
             }
@@ -157,23 +165,24 @@ impl SecretSet {
         self.inner.patterns.len()
     }
 
-    /// The length of the longest pattern: the most a [`Redactor`] ever holds back, plus one.
+    /// More than a [`Redactor`] ever holds back: the longest pattern, with room for the line
+    /// breaks a wrapped occurrence of it may hold.
     pub fn longest_pattern(&self) -> usize {
         match &self.inner.state {
-            State::Ready(engine) => engine.max_len(),
+            State::Ready(compiled) => compiled.max_held() + 1,
             _ => 0,
         }
     }
 
-    /// Whether the automaton is a DFA (small sets) rather than the compact NFA (large ones).
+    /// Whether the automaton is a DFA (small sets) rather than the compact NFA (huge ones).
     pub fn is_dfa(&self) -> bool {
-        matches!(&self.inner.state, State::Ready(engine) if engine.is_dfa())
+        matches!(&self.inner.state, State::Ready(compiled) if compiled.main.is_dfa())
     }
 
-    /// Heap memory used by the automaton, in bytes.
+    /// Heap memory used by the automaton and the patterns it checks, in bytes.
     pub fn memory_usage(&self) -> usize {
         match &self.inner.state {
-            State::Ready(engine) => engine.memory_usage(),
+            State::Ready(compiled) => compiled.memory_usage(),
             _ => 0,
         }
     }
@@ -189,7 +198,7 @@ impl SecretSet {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
-            if let Some(hit) = scanner.first_in(&buf[..n]) {
+            if let Some(hit) = scanner.feed(&buf[..n]) {
                 return Ok(Some(hit));
             }
         }
@@ -214,18 +223,14 @@ impl SecretSet {
 
     /// First hit in `bytes`, if any.
     pub fn scan_bytes(&self, bytes: &[u8]) -> Option<Hit> {
-        self.scanner().first_in(bytes)
+        self.scanner().feed(bytes)
     }
 
     /// A streaming scanner: feed it chunks as they come (from an async stream, say).
     pub fn scanner(&self) -> Scanner {
-        let sid = match &self.inner.state {
-            State::Ready(engine) => engine.start(),
-            _ => StateID::default(),
-        };
         Scanner {
+            stream: self.inner.stream(),
             inner: self.inner.clone(),
-            sid,
             hits: Vec::new(),
         }
     }
@@ -263,11 +268,7 @@ impl PatternList {
             names.push(name.to_string());
             for (form, bytes) in patterns::forms(value) {
                 candidates.push(Pattern {
-                    info: PatternInfo {
-                        secret,
-                        form,
-                        len: bytes.len() as u32,
-                    },
+                    info: PatternInfo { secret, form },
                     bytes: zeroize::Zeroizing::new(bytes),
                 });
             }
@@ -289,11 +290,23 @@ impl PatternList {
 }
 
 impl Inner {
-    fn hit(&self, pattern: aho_corasick::PatternID) -> Hit {
-        let info = self.patterns[pattern.as_usize()];
+    /// A new stream's search, if there is anything to search for.
+    fn stream(&self) -> Option<Stream> {
+        match &self.state {
+            State::Ready(compiled) => Some(Stream::new(compiled)),
+            _ => None,
+        }
+    }
+
+    fn hit(&self, occ: &Occurrence) -> Hit {
+        let info = self.patterns[occ.pattern as usize];
         Hit {
             secret: self.names[info.secret as usize].clone(),
-            form: info.form,
+            form: if occ.wrapped {
+                patterns::wrapped_name(info.form)
+            } else {
+                info.form
+            },
         }
     }
 
@@ -308,13 +321,14 @@ impl Inner {
 /// Scans a stream chunk by chunk; a value split across chunks is found like any other.
 pub struct Scanner {
     inner: Arc<Inner>,
-    sid: StateID,
+    stream: Option<Stream>,
     hits: Vec<Hit>,
 }
 
 impl Scanner {
-    /// Scan the next chunk of the stream. Returns the first hit in this chunk, if any; every
-    /// distinct hit so far is kept in [`Scanner::hits`].
+    /// Scan the next chunk of the stream. Returns the first hit in this chunk (the
+    /// occurrence that ends first), if any; every distinct hit so far is kept in
+    /// [`Scanner::hits`].
     pub fn feed(&mut self, chunk: &[u8]) -> Option<Hit> {
         let inner = &*self.inner;
         let engine = match &inner.state {
@@ -328,38 +342,18 @@ impl Scanner {
             }
             State::Ready(engine) => engine,
         };
-        let hits = &mut self.hits;
+        let stream = self.stream.as_mut()?;
         let mut first = None;
-        with_automaton!(engine, aut => walk(aut, engine.max_len(), &mut self.sid, chunk, |sid, _| {
-            for pid in engine::matches(aut, sid) {
-                let hit = inner.hit(pid);
-                if first.is_none() {
-                    first = Some(hit.clone());
-                }
-                if !hits.contains(&hit) {
-                    hits.push(hit);
-                }
+        for occ in stream.feed(engine, chunk) {
+            let hit = inner.hit(occ);
+            if first.is_none() {
+                first = Some(hit.clone());
             }
-            false
-        }));
+            if !self.hits.contains(&hit) {
+                self.hits.push(hit);
+            }
+        }
         first
-    }
-
-    /// The first hit in `chunk`, stopping there (the scanner is then mid-chunk: only for
-    /// callers that stop at the first hit).
-    fn first_in(&mut self, chunk: &[u8]) -> Option<Hit> {
-        let inner = &*self.inner;
-        let engine = match &inner.state {
-            State::Empty => return None,
-            State::Failed(_) => return Some(inner.failed_hit()),
-            State::Ready(engine) => engine,
-        };
-        let mut found = None;
-        with_automaton!(engine, aut => walk(aut, engine.max_len(), &mut self.sid, chunk, |sid, _| {
-            found = engine::matches(aut, sid).next();
-            true
-        }));
-        found.map(|pid| inner.hit(pid))
     }
 
     /// Every distinct (secret, form) found so far, in the order first found.
@@ -369,9 +363,7 @@ impl Scanner {
 
     /// Forget the stream so far (state and hits): the next chunk starts a new stream.
     pub fn reset(&mut self) {
-        if let State::Ready(engine) = &self.inner.state {
-            self.sid = engine.start();
-        }
+        self.stream = self.inner.stream();
         self.hits.clear();
     }
 }

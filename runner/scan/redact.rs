@@ -10,11 +10,13 @@
 //! longest of those, if several start together). Occurrences that merely touch get a marker
 //! each. So no byte of any occurrence is ever shown.
 //!
-//! How it streams: after each chunk the automaton's state tells how long the longest suffix
-//! of the input is that is a proper prefix of some pattern ([`super::engine::Engine::hold`]);
-//! no occurrence can start before that suffix, so everything before it is final and is
-//! emitted at once. Only that suffix (fewer bytes than the longest pattern) is held back:
-//! output that cannot be the start of a secret is never delayed. Bytes inside a span being
+//! How it streams: after each chunk the search tells how long the longest suffix of the input
+//! is that may still begin an occurrence: a proper prefix of some pattern, in the stream or
+//! in its view with wrapping line breaks taken out, through a line break not decided yet
+//! (`stream.rs`, `wrapped.rs`). No occurrence can start before that suffix, so everything
+//! before it is final and is emitted at once. Only that suffix (fewer bytes than the longest
+//! pattern, with its line breaks) is held back: output that cannot be the start of a secret is
+//! never delayed. Bytes inside a span being
 //! redacted are dropped as they come, so memory stays bounded even when a span grows
 //! without end.
 //!
@@ -24,16 +26,15 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use aho_corasick::automaton::StateID;
-
-use super::engine::{matches, walk, with_automaton};
+use super::stream::Stream;
 use super::{Inner, State};
 
 /// Redacts an output stream chunk by chunk; holds back only bytes that could still start a
 /// secret. After [`Redactor::finish`] it is ready for a new stream.
 pub struct Redactor {
     inner: Arc<Inner>,
-    sid: StateID,
+    /// The search (none for a set with nothing to find, or one that failed to build).
+    stream: Option<Stream>,
     /// Input bytes seen in this stream.
     pos: u64,
     /// The input bytes from `buf_start` to `pos` that are not decided yet.
@@ -59,13 +60,9 @@ struct Span {
 
 impl Redactor {
     pub(crate) fn new(inner: Arc<Inner>) -> Redactor {
-        let sid = match &inner.state {
-            State::Ready(engine) => engine.start(),
-            _ => StateID::default(),
-        };
         Redactor {
+            stream: inner.stream(),
             inner,
-            sid,
             pos: 0,
             buf: Vec::new(),
             buf_start: 0,
@@ -85,25 +82,26 @@ impl Redactor {
             }
             State::Ready(engine) => engine,
         };
-        let base = self.pos;
-        let spans = &mut self.spans;
-        let patterns = &inner.patterns;
-        with_automaton!(engine, aut => walk(aut, engine.max_len(), &mut self.sid, chunk, |sid, i| {
-            let end = base + i as u64 + 1;
-            for pid in matches(aut, sid) {
-                let len = patterns[pid.as_usize()].len;
-                add_occurrence(spans, Span {
-                    start: end - u64::from(len),
-                    end,
-                    name_len: len,
-                    name_pattern: pid.as_u32(),
+        let Some(stream) = self.stream.as_mut() else {
+            return chunk.to_vec();
+        };
+        for occ in stream.feed(engine, chunk) {
+            add_occurrence(
+                &mut self.spans,
+                Span {
+                    start: occ.start,
+                    end: occ.end,
+                    // A wrapped occurrence is longer than its pattern: it is named by its
+                    // length in the stream, as any other.
+                    name_len: (occ.end - occ.start) as u32,
+                    name_pattern: occ.pattern,
                     marked: false,
-                });
-            }
-            false
-        }));
+                },
+            );
+        }
         self.pos += chunk.len() as u64;
-        let frontier = self.pos.saturating_sub(engine.hold(self.sid) as u64);
+        debug_assert_eq!(self.pos, stream.pos());
+        let frontier = self.pos - stream.hold(engine) as u64;
         self.drain(chunk, frontier)
     }
 
