@@ -250,6 +250,22 @@ pub struct ImageReport {
 pub struct NetworkReport {
     pub setup: String,
     pub agent: String,
+    /// With an allowlist: what the egress proxy decided (`network.jsonl` has each request).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests: Option<RequestsReport>,
+}
+
+/// `report.json`'s `network.requests`.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct RequestsReport {
+    pub allowed: u64,
+    pub denied: u64,
+    /// The record, one JSON line per request.
+    pub record: String,
+    /// The proxy ended before the agent phase did: requests after that failed.
+    pub proxy_died: bool,
+    /// What the allowlist allowed, with `host-registries` read on this host.
+    pub allow: Vec<String>,
 }
 
 /// RFC 3339 time, UTC, to the millisecond.

@@ -209,18 +209,3 @@ fn the_shape_is_checked() {
         "list each host once",
     );
 }
-
-#[test]
-fn runs_refuse_an_allowlist_until_the_proxy_is_wired_in() {
-    let root = Root::new();
-    root.write(
-        "envs/x.yaml",
-        "image: tiny\nagent:\n  network:\n    allow: [x.example.com]\n",
-    );
-    Test::new()
-        .root(&root)
-        .args(["run", "x", "--", "true"])
-        .run()
-        .code(78)
-        .stderr_has("runs don't enforce an allowlist yet");
-}

@@ -5,6 +5,7 @@ mod harness;
 
 mod attacks;
 mod concurrency;
+mod egress;
 mod encodings;
 mod env_check;
 mod env_network;

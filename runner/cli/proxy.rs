@@ -6,6 +6,7 @@ use std::io::Write;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
+use crate::environment::Cidr;
 use crate::proxy::{self, Config, Listen, Policy, Proxy};
 
 #[derive(Debug, clap::Args)]
@@ -25,12 +26,34 @@ pub struct ProxyArgs {
     /// PEM bundle of the CAs trusted upstream
     #[arg(long, value_name = "FILE", default_value = proxy::HOST_BUNDLE)]
     upstream_ca: PathBuf,
-    /// An address of the engine host, refused like a private one (repeatable)
-    #[arg(long, value_name = "IP")]
-    local_address: Vec<IpAddr>,
+    /// A network of the engine host (IP/PREFIX, or an IP alone), refused like a private one
+    /// (repeatable)
+    #[arg(long, value_name = "IP[/PREFIX]", value_parser = local_network)]
+    local_network: Vec<Cidr>,
     /// Tests only: route NAME to 127.0.0.1 and allow loopback for it (repeatable)
     #[arg(long, value_name = "NAME", hide = true)]
     test_loopback: Vec<String>,
+}
+
+/// `IP` or `IP/PREFIX`, host bits allowed (an interface's address and its prefix).
+fn local_network(text: &str) -> Result<Cidr, String> {
+    let (ip, prefix) = match text.split_once('/') {
+        Some((ip, p)) => (ip, Some(p)),
+        None => (text, None),
+    };
+    let ip: IpAddr = ip
+        .parse()
+        .map_err(|_| format!("{ip:?} is not an IP address"))?;
+    let width = if ip.is_ipv4() { 32 } else { 128 };
+    let prefix = match prefix {
+        Some(p) => p
+            .parse::<u8>()
+            .ok()
+            .filter(|p| *p <= width)
+            .ok_or_else(|| format!("{p:?} is not a prefix length of 0 to {width}"))?,
+        None => width,
+    };
+    Ok(Cidr::network_of(ip, prefix))
 }
 
 pub async fn run(a: ProxyArgs) -> anyhow::Result<i32> {
@@ -45,7 +68,7 @@ pub async fn run(a: ProxyArgs) -> anyhow::Result<i32> {
             .iter()
             .map(|n| n.to_ascii_lowercase())
             .collect::<BTreeSet<_>>(),
-        local_addresses: a.local_address,
+        local_networks: a.local_network,
     })?;
     let listener = proxy.bind(&a.listen).await?;
     // The one line a caller waits for: the address (with the port filled in) and the CA.

@@ -56,18 +56,6 @@ pub async fn run(args: RunArgs, g: &Globals) -> anyhow::Result<i32> {
     )?;
     let path = environment::resolve(Some(&root), &args.env)?;
     let env = environment::load_in(Some(&root), &path)?;
-    if matches!(env.agent.network, environment::NetworkPolicy::Allowlist(_)) {
-        // The proxy exists (`airlock proxy`) but runs don't start it yet: refuse rather than
-        // run the agent phase offline while the file says it has a network.
-        return Err(super::Refused {
-            outcome: crate::outcome::Outcome::ConfigError,
-            message: format!(
-                "{}: agent.network: runs don't enforce an allowlist yet (the egress proxy isn't wired into runs)\n  fix: write `network: off` for now",
-                environment::display_path(&path)
-            ),
-        }
-        .into());
-    }
     for w in &env.warnings {
         console::warning(w);
     }

@@ -15,7 +15,12 @@
 //! - [`upstream`]: resolving names (pins, the test-only loopback route) and connecting;
 //! - [`server`]: the listener, plain HTTP forwarding, CONNECT and TLS interception;
 //! - [`ca`]: the per-run CA and the leaf certificates it signs;
-//! - [`record`]: the request record.
+//! - [`record`]: the request record;
+//! - [`image`]: the proxy's own image (this binary and its libraries);
+//! - [`registries`]: what the `host-registries` preset stands for on this host;
+//! - [`truststore`]: the run's CA for the JVM.
+//!
+//! How a run puts it between the agent and the network is `crate::run::egress`.
 //!
 //! Why hyper + rustls + rcgen rather than a MITM library: the library we looked at bundles
 //! Mozilla's roots as its upstream trust and hides the order of the checks; here the order is
@@ -23,14 +28,17 @@
 //! method on each request inside) and the upstream trust is exactly the bundle named.
 
 pub mod ca;
+pub mod image;
 pub mod policy;
 pub mod record;
+pub mod registries;
 pub mod server;
+pub mod truststore;
 pub mod upstream;
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Arc, OnceLock};
@@ -59,9 +67,10 @@ pub struct Config {
     /// has no such field and its entries refuse loopback; only the proxy's hidden command-line
     /// flag does.
     pub test_loopback: BTreeSet<String>,
-    /// Addresses of the machine the proxy serves (the engine host's own), refused like
-    /// private addresses unless an IP/CIDR entry names them.
-    pub local_addresses: Vec<IpAddr>,
+    /// Networks of the machine the proxy serves (the engine host's own addresses and the
+    /// networks they are on), refused like private addresses unless an IP/CIDR entry names
+    /// them.
+    pub local_networks: Vec<crate::environment::Cidr>,
 }
 
 /// Where the proxy listens.

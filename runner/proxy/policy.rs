@@ -27,7 +27,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::environment::{self, AddressClass, AllowEntry, Allowlist, Method, Target};
+use crate::environment::{self, AddressClass, AllowEntry, Allowlist, Cidr, Method, Target};
 
 /// One allow rule: a destination and the methods allowed to it (`None`: all).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -197,13 +197,15 @@ impl Grant<'_> {
         self.rules[0].target.to_string()
     }
 
-    /// Check 2: every address the host resolved to. `local` are addresses of the machine
-    /// the proxy serves (the engine host's own), refused like private ones.
+    /// Check 2: every address the host resolved to. `local` are the networks of the machine
+    /// the proxy serves (the engine host's own addresses and the networks they are on),
+    /// refused like private ones: a host with a public address, or a LAN in a documentation
+    /// range, is not reachable through the proxy unless an IP/CIDR entry names it.
     pub fn addresses(
         &self,
         addrs: &[IpAddr],
         how: Resolution,
-        local: &[IpAddr],
+        local: &[Cidr],
     ) -> Result<(), Refusal> {
         if addrs.is_empty() {
             return Err(Refusal::NoAddress);
@@ -225,8 +227,8 @@ impl Grant<'_> {
                 (Resolution::TestLoopback, AddressClass::Loopback) => true,
                 (_, c) if !c.may_be_allowed() => false,
                 (Resolution::Pinned, _) => true,
-                (_, _) if local.contains(&ip) => explicit,
-                (_, AddressClass::Public) => true,
+                (_, _) if local.iter().any(|n| n.contains(ip)) => explicit,
+                (_, AddressClass::Public | AddressClass::Documentation) => true,
                 (_, _) => explicit,
             };
             if !ok {
@@ -501,9 +503,18 @@ mod tests {
             .addresses(
                 &[ip("93.184.215.14")],
                 Resolution::Dns,
-                &[ip("93.184.215.14")]
+                &[Cidr::network_of(ip("93.184.215.14"), 32)]
             )
             .is_err());
+        // And the networks they are on, documentation ranges included; other documentation
+        // addresses are reached by name like public ones (no network routes them by accident).
+        let lan = [Cidr::network_of(ip("192.0.2.2"), 24)];
+        assert!(g
+            .addresses(&[ip("192.0.2.77")], Resolution::Dns, &lan)
+            .is_err());
+        assert!(g
+            .addresses(&[ip("203.0.113.80")], Resolution::Dns, &lan)
+            .is_ok());
         assert_eq!(
             g.addresses(&[], Resolution::Dns, &[]),
             Err(Refusal::NoAddress)

@@ -89,7 +89,7 @@ impl Proxy {
         let upstream = Upstream::new(
             &config.upstream_ca,
             config.test_loopback,
-            config.local_addresses,
+            config.local_networks,
         )?;
         let recorder = Recorder::create(&config.record)?;
         Ok(Proxy {
@@ -129,6 +129,11 @@ impl Proxy {
                     std::fs::remove_file(path).map_err(fail)?;
                 }
                 let l = UnixListener::bind(path).map_err(fail)?;
+                // Any user may connect: the agent's user is the environment's, not ours; the
+                // socket is reachable only where its folder is mounted.
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))
+                    .map_err(fail)?;
                 Ok(Listener::Unix(l, path.clone()))
             }
         }

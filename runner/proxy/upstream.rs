@@ -29,7 +29,7 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Upstream {
     tls: Arc<ClientConfig>,
     test_loopback: BTreeSet<String>,
-    pub(super) local: Vec<IpAddr>,
+    pub(super) local: Vec<crate::environment::Cidr>,
 }
 
 impl Upstream {
@@ -37,7 +37,7 @@ impl Upstream {
     pub fn new(
         bundle: &Path,
         test_loopback: BTreeSet<String>,
-        local: Vec<IpAddr>,
+        local: Vec<crate::environment::Cidr>,
     ) -> Result<Upstream, ProxyError> {
         let fail = |message: String| ProxyError::Bundle {
             path: bundle.to_path_buf(),

@@ -8,6 +8,7 @@
 //! secret at the boundary.
 
 use super::drive::{self, Drive, PhaseEnd};
+use super::egress::{self, Egress};
 use super::events::{Event, Phase};
 use super::outcome::RunError;
 use super::plan::{MountPlan, WORKSPACE};
@@ -28,16 +29,33 @@ pub async fn run(
     ready: &Ready,
     plan: &MountPlan,
     crossing: &Crossing,
+    egress: Option<Egress>,
     report: &mut Report,
 ) -> Result<AgentDone, RunError> {
     let engine = run.engine;
     let env = &run.task.env;
-    let spec = spec(run, &ready.image.reference, plan, crossing, &ready.owner);
+    let spec = spec(
+        run,
+        &ready.image.reference,
+        plan,
+        crossing,
+        &ready.owner,
+        egress.as_ref(),
+    );
     let agent = async {
         let id = engine.create_container(&spec).await?;
+        if let Some(egress) = &egress {
+            // The forwarder and the CA, root's, before anything of the agent runs.
+            engine
+                .upload(&id, "/", egress::byte_stream(egress.files()?))
+                .await?;
+        }
         run.events.event(&Event::PhaseStarted {
             phase: Phase::Agent,
-            detail: "no network, no secrets".into(),
+            detail: match egress {
+                Some(_) => "the allowlist through the egress proxy, no secrets".into(),
+                None => "no network, no secrets".into(),
+            },
         });
         let end = drive::drive(
             engine,
@@ -63,6 +81,15 @@ pub async fn run(
     let done = ran?;
     torn?;
     run.phase_ended(Phase::Agent, &done.end);
+    if let Some(egress) = egress {
+        let (requests, summary) = egress.finish(engine).await;
+        if requests.proxy_died {
+            run.events.event(&Event::Warning(summary));
+        } else {
+            run.events.event(&Event::Note(summary));
+        }
+        report.network.requests = Some(requests);
+    }
     report.agent = done.end.report.clone();
     report.kept = run.opts.keep;
     run.lap("agent phase");
@@ -75,26 +102,37 @@ fn spec(
     plan: &MountPlan,
     crossing: &Crossing,
     owner: &str,
+    egress: Option<&Egress>,
 ) -> ContainerSpec {
     let env = &run.task.env;
     let mut labels = labels::for_run(&run.names.run_id, "agent", owner);
     if run.opts.keep {
         labels.insert(labels::KEPT.into(), "true".into());
     }
+    let mut env_vars: Vec<String> = crossing
+        .variables
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let mut volumes = plan.agent_mounts();
+    if let Some(e) = egress {
+        // Later entries win: the proxy's variables over any the environment set.
+        env_vars.extend(e.variables());
+        volumes.push(e.mount());
+    }
     ContainerSpec {
         name: run.names.container("agent"),
         image: image.to_string(),
-        cmd: run.task.command.clone(),
-        env: crossing
-            .variables
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect(),
+        cmd: match egress {
+            Some(e) => e.command(&run.task.command),
+            None => run.task.command.clone(),
+        },
+        env: env_vars,
         user: Some(env.agent.user.clone()),
         working_dir: Some(WORKSPACE.into()),
         labels,
         network: Network::None,
-        volumes: plan.agent_mounts(),
+        volumes,
         tmpfs: vec![Tmpfs {
             path: "/tmp".into(),
             size: env.limits.tmp_size,

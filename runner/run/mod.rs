@@ -19,6 +19,7 @@
 pub mod agent;
 pub mod boundary;
 pub mod drive;
+pub mod egress;
 pub mod events;
 pub mod outcome;
 pub mod patch;
@@ -41,7 +42,7 @@ pub use outcome::RunError;
 
 use crate::cleanup;
 use crate::engine::{Engine, EngineHandle};
-use crate::environment::Environment;
+use crate::environment::{Environment, NetworkPolicy};
 use crate::outcome::Outcome;
 use crate::record::{self, CappedLog, Record, Report};
 use crate::root::ConfigRoot;
@@ -249,9 +250,16 @@ async fn phases(
         .map(|m| m.is_dir())
         .unwrap_or(false);
     let plan = MountPlan::new(&run.names, has_git, &run.task.env.persist);
-    let setup = setup::run(run, ready, &plan, report).await?;
+    // With an allowlist, the egress proxy starts while the setup phase runs.
+    let egress = async {
+        match &run.task.env.agent.network {
+            NetworkPolicy::Allowlist(list) => egress::start(run, ready, list).await.map(Some),
+            NetworkPolicy::Off => Ok(None),
+        }
+    };
+    let (setup, egress) = tokio::try_join!(setup::run(run, ready, &plan, report), egress)?;
     let crossing = boundary::cross(run, ready, &plan, &setup, report).await?;
-    let agent = agent::run(run, ready, &plan, &crossing, report).await?;
+    let agent = agent::run(run, ready, &plan, &crossing, egress, report).await?;
     let apply_failed = patch::collect(run, ready, &agent, &setup, &crossing, report).await?;
     outcome::of_agent(&run.task.env, &agent, apply_failed)
 }
@@ -289,7 +297,13 @@ fn initial_report(run_id: &str, task: &Task, opts: &Options) -> Report {
         secrets: task.env.secrets.clone(),
         network: record::NetworkReport {
             setup: "a bridge network of its own".into(),
-            agent: "none".into(),
+            agent: match &task.env.agent.network {
+                crate::environment::NetworkPolicy::Off => "none".into(),
+                crate::environment::NetworkPolicy::Allowlist(_) => {
+                    "the allowlist, through airlock's egress proxy".into()
+                }
+            },
+            requests: None,
         },
         setup_changed: Vec::new(),
         patch: None,

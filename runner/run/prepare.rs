@@ -14,7 +14,7 @@ use secrecy::ExposeSecret;
 use super::outcome::RunError;
 use super::{Options, Task};
 use crate::cleanup;
-use crate::environment::CaSource;
+use crate::environment::{CaSource, NetworkPolicy};
 use crate::images::{self, EnsureOptions, ProgressMode};
 use crate::root::ConfigRoot;
 use crate::scan::SecretSet;
@@ -100,12 +100,22 @@ pub async fn prepare(root: &ConfigRoot, task: &Task, opts: &Options) -> Result<R
         progress,
         ..EnsureOptions::default()
     };
-    let (image, sweep) = tokio::join!(
+    let proxy = async {
+        match env.agent.network {
+            NetworkPolicy::Allowlist(_) => {
+                crate::proxy::image::ensure_image(engine).await.map(Some)
+            }
+            NetworkPolicy::Off => Ok(None),
+        }
+    };
+    let (image, sweep, proxy) = tokio::join!(
         images::ensure_with(engine, root, &env.image, ensure),
-        crate::boundary::sweep::ensure_image(engine)
+        crate::boundary::sweep::ensure_image(engine),
+        proxy
     );
     let image = image.map_err(RunError::Image)?.image;
     sweep?;
+    proxy?;
     Ok(Ready {
         image,
         secrets,
@@ -116,7 +126,7 @@ pub async fn prepare(root: &ConfigRoot, task: &Task, opts: &Options) -> Result<R
     })
 }
 
-fn read_ca(sources: &[CaSource]) -> Result<Vec<(String, Vec<u8>)>, RunError> {
+pub(super) fn read_ca(sources: &[CaSource]) -> Result<Vec<(String, Vec<u8>)>, RunError> {
     let mut ca = Vec::new();
     for (i, source) in sources.iter().enumerate() {
         let path = match source {

@@ -33,7 +33,13 @@ pub enum AddressClass {
     Private,
     /// 169.254.0.0/16 (cloud metadata lives here), fe80::/10.
     LinkLocal,
-    /// Documentation, benchmarking, IETF and future-use ranges: never a real destination.
+    /// 192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24 (RFC 5737), 2001:db8::/32 (RFC 3849).
+    /// Reached by names like a public address: the Internet never routes them, so where a
+    /// resolver answers with one, it is a network set up that way on purpose (test and lab
+    /// networks, some egress gateways), not an internal service. The engine host's own
+    /// networks are refused whatever their range (see the proxy's local networks).
+    Documentation,
+    /// Benchmarking, IETF and future-use ranges: never a real destination.
     Reserved,
 }
 
@@ -59,8 +65,10 @@ impl AddressClass {
                     AddressClass::Private
                 } else if s[0] & 0xffc0 == 0xfe80 || s[0] & 0xffc0 == 0xfec0 {
                     AddressClass::LinkLocal
-                } else if (s[0] == 0x2001 && s[1] == 0x0db8) || s[0] & 0xe000 != 0x2000 {
-                    // Documentation, and everything outside the global unicast 2000::/3.
+                } else if s[0] == 0x2001 && s[1] == 0x0db8 {
+                    AddressClass::Documentation
+                } else if s[0] & 0xe000 != 0x2000 {
+                    // Everything outside the global unicast 2000::/3.
                     AddressClass::Reserved
                 } else {
                     AddressClass::Public
@@ -75,6 +83,7 @@ impl AddressClass {
         matches!(
             self,
             AddressClass::Public
+                | AddressClass::Documentation
                 | AddressClass::Private
                 | AddressClass::LinkLocal
                 | AddressClass::Reserved
@@ -89,6 +98,7 @@ impl AddressClass {
             AddressClass::Multicast => "a multicast address",
             AddressClass::Private => "a private address",
             AddressClass::LinkLocal => "a link-local address",
+            AddressClass::Documentation => "a documentation address",
             AddressClass::Reserved => "a reserved address",
         }
     }
@@ -110,11 +120,14 @@ fn class_v4(ip: Ipv4Addr) -> AddressClass {
         AddressClass::Private
     } else if o[0] == 169 && o[1] == 254 {
         AddressClass::LinkLocal
-    } else if o[0] & 0xf0 == 0xf0
-        || (o[0] == 192 && o[1] == 0 && (o[2] == 0 || o[2] == 2))
-        || (o[0] == 198 && o[1] & 0xfe == 18)
+    } else if (o[0] == 192 && o[1] == 0 && o[2] == 2)
         || (o[0] == 198 && o[1] == 51 && o[2] == 100)
         || (o[0] == 203 && o[1] == 0 && o[2] == 113)
+    {
+        AddressClass::Documentation
+    } else if o[0] & 0xf0 == 0xf0
+        || (o[0] == 192 && o[1] == 0 && o[2] == 0)
+        || (o[0] == 198 && o[1] & 0xfe == 18)
     {
         AddressClass::Reserved
     } else {
@@ -157,6 +170,18 @@ impl Cidr {
             }
             _ => false,
         }
+    }
+
+    /// The network `addr/prefix` is on (host bits cleared): an interface's network.
+    pub fn network_of(addr: IpAddr, prefix: u8) -> Cidr {
+        let addr = canonical(addr);
+        let net = match addr {
+            IpAddr::V4(v4) => {
+                IpAddr::V4(Ipv4Addr::from(mask(u32::from(v4).into(), prefix, 32) as u32))
+            }
+            IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(mask(v6.into(), prefix, 128))),
+        };
+        Cidr { addr: net, prefix }
     }
 
     fn is_single(&self) -> bool {
@@ -680,9 +705,12 @@ mod tests {
             ("fe80::1", LinkLocal),
             ("224.0.0.1", Multicast),
             ("ff02::1", Multicast),
-            ("192.0.2.1", Reserved),
+            ("192.0.2.1", Documentation),
+            ("203.0.113.80", Documentation),
+            ("2001:db8::1", Documentation),
             ("240.0.0.1", Reserved),
-            ("2001:db8::1", Reserved),
+            ("198.18.0.1", Reserved),
+            ("192.0.0.8", Reserved),
         ] {
             assert_eq!(AddressClass::of(ip.parse().unwrap()), class, "{ip}");
         }
