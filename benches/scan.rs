@@ -156,4 +156,24 @@ fn main() {
             r.secrets, r.patterns, r.kind, r.memory_kib, r.build, r.scan, r.redact
         );
     }
+    // The wrapped view's worst case: every line a long base64-alphabet run (a base64 blob, a
+    // hex dump, minified code), so every line break is one it may take out.
+    drop((data, with_secrets));
+    let line = b"QWxhZGRpbjpvcGVuIHNlc2FtZQ0KYWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXo\n";
+    let wrapped: Vec<u8> = line.iter().copied().cycle().take(DATA_MB << 20).collect();
+    let r = measure(&values, SECRETS, &wrapped, &wrapped_with(&wrapped, &values));
+    println!(
+        "{:>8} {:>9} {:>5} {:>6} KiB {:>9.1?} {:>10.0} {:>11.0}  (64-column base64 lines)",
+        r.secrets, r.patterns, r.kind, r.memory_kib, r.build, r.scan, r.redact
+    );
+}
+
+/// `data` with one of the first 20 secrets every ~1 MB.
+fn wrapped_with(data: &[u8], values: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = data.to_vec();
+    for (i, at) in (0..out.len() - 100).step_by(1 << 20).enumerate() {
+        let v = &values[i % SECRETS];
+        out[at..at + v.len()].copy_from_slice(v);
+    }
+    out
 }

@@ -28,7 +28,7 @@ use crate::engine::{labels, Chunk, ContainerSpec, Engine, EngineError, Network};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ShellError {
-    #[error("no kept run {0}: `airlock shell` needs a run made with `airlock run --keep` (and not yet removed by `airlock gc --kept`)")]
+    #[error("no kept run named {0}\n  fix: `airlock shell` needs the id of a run made with `airlock run --keep` and not yet removed by `airlock gc --kept`")]
     NotKept(String),
     #[error(transparent)]
     Engine(#[from] EngineError),

@@ -9,6 +9,7 @@ mod egress;
 mod encodings;
 mod env_check;
 mod env_network;
+mod everyday;
 mod exhaust;
 mod faults;
 mod git_objects;

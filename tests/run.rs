@@ -811,6 +811,7 @@ fn apply_works_in_a_workspace_that_is_a_subfolder_of_a_repository() {
         .arg(&sub)
         .arg("--out")
         .arg(f.out())
+        .arg("--force")
         .args(["--", "sh", "-c", "echo after > edit.txt; echo n > new.txt"])
         .run()
         .success();

@@ -42,6 +42,7 @@ fn run_attack(f: &Fixture, root: &std::path::Path, flags: &[&str]) -> crate::har
         .arg(root)
         .arg("--out")
         .arg(f.out())
+        .arg("--force")
         .args(flags)
         .args(["--", "sh", "-c", ATTACK])
         .run()

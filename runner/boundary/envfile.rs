@@ -132,12 +132,14 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<(String, String)>, EnvFileError> {
         let heredoc = line.find("<<");
         let (name, value) = match (eq, heredoc) {
             (Some(e), h) if h.is_none_or(|h| e < h) => {
-                let name = &line[..e];
+                // `export NAME=value` is what a shell script would write: the same variable.
+                let name = line[..e].strip_prefix("export ").unwrap_or(&line[..e]);
                 check_name(n, name)?;
                 (name, line[e + 1..].to_string())
             }
             (_, Some(h)) => {
                 let (name, delimiter) = (&line[..h], &line[h + 2..]);
+                let name = name.strip_prefix("export ").unwrap_or(name);
                 check_name(n, name)?;
                 if delimiter.is_empty() {
                     return Err(EnvFileError::EmptyDelimiter {

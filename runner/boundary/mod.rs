@@ -41,7 +41,8 @@ pub enum BoundaryError {
     },
     #[error("the boundary refused the run: {location} {why}\n  only plain files, folders and symlinks that stay inside their root may cross")]
     UnsafePath { location: String, why: String },
-    #[error("the boundary refused the run: $AIRLOCK_ENV {0}")]
+    /// The message names `$AIRLOCK_ENV` itself.
+    #[error("the boundary refused the run: {0}")]
     EnvFile(String),
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -438,11 +439,11 @@ fn read_env_entry<R: Read>(
     kind: paths::EntryKind,
 ) -> Result<Vec<u8>, EnvRead> {
     if kind != paths::EntryKind::File {
-        return Err(EnvRead::Refused("is not a plain file".into()));
+        return Err(EnvRead::Refused("$AIRLOCK_ENV is not a plain file".into()));
     }
     if entry.size() > ENV_FILE_MAX {
         return Err(EnvRead::Refused(format!(
-            "is {} bytes; at most {ENV_FILE_MAX} may cross",
+            "$AIRLOCK_ENV is {} bytes; at most {ENV_FILE_MAX} may cross",
             entry.size()
         )));
     }

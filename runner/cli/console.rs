@@ -1,6 +1,7 @@
 //! The CLI's console: a run's events on the user's terminal (stderr).
 //!
-//! Each phase's lines behind a prefix (`setup | `, `agent | `), sanitised so a hostile command
+//! Each phase's lines behind a prefix (`setup | `, `agent | `; `setup ! `, `agent ! ` for
+//! their standard error), sanitised so a hostile command
 //! can't drive the terminal ([`crate::console::sanitize_into`]); airlock's own lines behind
 //! `airlock | `; warnings as `airlock: warning: …`. On a terminal the boundary check shows a
 //! spinner with its progress; in a pipe, plain lines only.
@@ -9,7 +10,7 @@ use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 
 use crate::console::{sanitize_into, show_bytes};
-use crate::run::{Event, EventSink, Phase};
+use crate::run::{Event, EventSink, Phase, Stream};
 
 /// A status line from airlock itself (not from a phase).
 pub fn note(message: impl std::fmt::Display) {
@@ -43,10 +44,14 @@ impl Console {
         }
     }
 
-    fn output(&self, phase: Phase, lines: &[u8]) {
-        let prefix: &[u8] = match phase {
-            Phase::Setup => b"setup | ",
-            Phase::Agent => b"agent | ",
+    /// A phase's lines: `agent | ` for its standard output, `agent ! ` for its standard error
+    /// (so the two stay apart when airlock's own stderr is read).
+    fn output(&self, phase: Phase, stream: Stream, lines: &[u8]) {
+        let prefix: &[u8] = match (phase, stream) {
+            (Phase::Setup, Stream::Stdout) => b"setup | ",
+            (Phase::Setup, Stream::Stderr) => b"setup ! ",
+            (Phase::Agent, Stream::Stdout) => b"agent | ",
+            (Phase::Agent, Stream::Stderr) => b"agent ! ",
         };
         let mut out = Vec::with_capacity(lines.len() + 16);
         let body = lines.strip_suffix(b"\n").unwrap_or(lines);
@@ -69,7 +74,11 @@ impl EventSink for Console {
             Event::PhaseStarted { phase, detail } => {
                 note(format!("{}: started ({detail})", phase.name()))
             }
-            Event::Output { phase, lines, .. } => self.output(*phase, lines),
+            Event::Output {
+                phase,
+                stream,
+                lines,
+            } => self.output(*phase, *stream, lines),
             Event::PhaseEnded {
                 phase,
                 duration,

@@ -108,7 +108,7 @@ impl std::fmt::Display for Refused {
 impl std::error::Error for Refused {}
 
 /// How a command that failed ends: by the first library error in the chain that says.
-fn outcome_of(err: &anyhow::Error) -> Outcome {
+pub(super) fn outcome_of(err: &anyhow::Error) -> Outcome {
     for cause in err.chain() {
         if let Some(r) = cause.downcast_ref::<Refused>() {
             return r.outcome;
@@ -154,7 +154,11 @@ fn report_error(err: &anyhow::Error) {
     }
 }
 
+/// Logging: at the default verbosity only warnings and errors, in the console's one format
+/// (`airlock: warning: …`, `airlock: error: …`) and never coloured; with `-v`, tracing's own
+/// format for debugging, coloured only on a terminal.
 fn init_tracing(verbose: u8) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let default = match verbose {
         0 => "warn",
@@ -162,9 +166,44 @@ fn init_tracing(verbose: u8) {
         _ => "airlock=trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
+    if verbose == 0 {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .event_format(Plain)
+            .try_init();
+    } else {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_target(false)
+            .try_init();
+    }
+}
+
+/// `airlock: warning: MESSAGE` (the level's word, the event's fields), no colour, no time.
+struct Plain;
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for Plain
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let level = match *event.metadata().level() {
+            tracing::Level::ERROR => "error",
+            tracing::Level::WARN => "warning",
+            tracing::Level::INFO => "note",
+            _ => "debug",
+        };
+        write!(writer, "airlock: {level}: ")?;
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
 }

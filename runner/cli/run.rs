@@ -21,9 +21,13 @@ pub struct RunArgs {
     /// Where to write the run record [default: <root>/.airlock/runs/<run id>]
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Print the report as JSON on stdout at the end (live output stays on stderr).
+    /// Print the report as JSON on stdout at the end (live output stays on stderr); also
+    /// when the run can't start (a minimal report: outcome, exit code, error, no run id).
     #[arg(long)]
     pub json: bool,
+    /// Replace the run record already in --out DIR.
+    #[arg(long)]
+    pub force: bool,
     /// No live output from the phases.
     #[arg(short, long)]
     pub quiet: bool,
@@ -47,6 +51,25 @@ pub struct RunArgs {
 }
 
 pub async fn run(args: RunArgs, g: &Globals) -> anyhow::Result<i32> {
+    let json = args.json;
+    let result = run_task(args, g).await;
+    if let (true, Err(e)) = (json, &result) {
+        // No run exists yet: a report anyway, so a script reading stdout always gets one.
+        let outcome = super::outcome_of(e);
+        let error: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+        let report = serde_json::json!({
+            "run_id": null,
+            "airlock_version": env!("CARGO_PKG_VERSION"),
+            "outcome": outcome.word(),
+            "exit_code": outcome.exit_code(None, None),
+            "error": error.join("\n  caused by: "),
+        });
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    result
+}
+
+async fn run_task(args: RunArgs, g: &Globals) -> anyhow::Result<i32> {
     // Signals are taken over first, so that one arriving while the run starts is not lost.
     let signals = Signals::install()?;
     let as_path = environment::is_path_spec(&args.env);
@@ -64,6 +87,26 @@ pub async fn run(args: RunArgs, g: &Globals) -> anyhow::Result<i32> {
         None => std::env::current_dir().context("the current directory")?,
     };
     let workspace = std::path::absolute(&workspace).unwrap_or(workspace);
+    if let Some(out) = &args.out {
+        let existing = out.join("report.json");
+        if existing.exists() && !args.force {
+            return Err(super::Refused {
+                outcome: crate::outcome::Outcome::ConfigError,
+                message: format!(
+                    "--out {} already holds a run record ({})\n  fix: pass --force to replace it, or give another --out folder",
+                    out.display(),
+                    existing.display()
+                ),
+            }
+            .into());
+        }
+        if existing.exists() {
+            // --force: the old record goes whole (its logs, patch and network.jsonl too), so
+            // nothing of it is read as this run's.
+            std::fs::remove_dir_all(out)
+                .with_context(|| format!("removing the old run record in {}", out.display()))?;
+        }
+    }
     let task = run::Task {
         env,
         workspace,

@@ -15,5 +15,13 @@ pub async fn run(args: ShellArgs, _g: &Globals) -> anyhow::Result<i32> {
          ~/.inputrc, its history) are not read, and terminal sequences that write the \
          clipboard or the title or type into the shell are shown escaped",
     );
-    Ok(shell::open(&*engine, &args.run_id).await?)
+    match shell::open(&*engine, &args.run_id).await {
+        Ok(code) => Ok(code),
+        Err(e @ shell::ShellError::NotKept(_)) => Err(super::Refused {
+            outcome: crate::outcome::Outcome::ConfigError,
+            message: e.to_string(),
+        }
+        .into()),
+        Err(e) => Err(e.into()),
+    }
 }

@@ -308,6 +308,9 @@ pub fn load_in(root: Option<&ConfigRoot>, path: &Path) -> Result<Environment, En
             parsed.agent.user
         ));
     }
+    if let Some(script) = &parsed.setup {
+        warnings.extend(plain_exports(script));
+    }
     Ok(Environment {
         name,
         path: path.to_path_buf(),
@@ -323,6 +326,29 @@ pub fn load_in(root: Option<&ConfigRoot>, path: &Path) -> Result<Environment, En
         runtime: parsed.runtime,
         warnings,
     })
+}
+
+/// A setup script's `export NAME=…` lines: the variable lives and dies with the setup
+/// phase's shell; only `$AIRLOCK_ENV` reaches the agent phase.
+fn plain_exports(script: &str) -> Vec<String> {
+    script
+        .lines()
+        .enumerate()
+        .filter_map(|(i, line)| {
+            let rest = line.trim_start().strip_prefix("export ")?;
+            let name: String = rest
+                .trim_start()
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            (!name.is_empty()).then(|| {
+                format!(
+                    "setup script line {}: `export {name}` sets {name} for the rest of the setup script only; the agent phase is a fresh shell and won't see it\n  fix: if the agent phase needs it, also write `echo \"{name}=${name}\" >> $AIRLOCK_ENV`",
+                    i + 1
+                )
+            })
+        })
+        .collect()
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, EnvError> {

@@ -349,3 +349,17 @@ fn network_errors_point_at_the_entry() {
     assert_eq!(err.key.as_deref(), Some("agent.network.methods[1]"));
     assert_eq!(err.fix.as_deref(), Some("write GET"));
 }
+
+#[test]
+fn plain_exports_in_setup_are_warned_about_with_their_line() {
+    let w = super::plain_exports(
+        "echo hi\n  export PATH=/opt/x/bin:$PATH\nexport A B\necho export X=1\nexport\n",
+    );
+    assert_eq!(
+        w,
+        [
+            "setup script line 2: `export PATH` sets PATH for the rest of the setup script only; the agent phase is a fresh shell and won't see it\n  fix: if the agent phase needs it, also write `echo \"PATH=$PATH\" >> $AIRLOCK_ENV`",
+            "setup script line 3: `export A` sets A for the rest of the setup script only; the agent phase is a fresh shell and won't see it\n  fix: if the agent phase needs it, also write `echo \"A=$A\" >> $AIRLOCK_ENV`",
+        ]
+    );
+}

@@ -81,6 +81,10 @@ pub async fn run(
     let done = ran?;
     torn?;
     run.phase_ended(Phase::Agent, &done.end);
+    if done.end.exited.code == 127 && !done.end.timed_out {
+        run.events
+            .event(&Event::Warning(not_found_hint(run, ready, crossing)));
+    }
     if let Some(egress) = egress {
         let (requests, summary) = egress.finish(engine).await;
         if requests.proxy_died {
@@ -94,6 +98,23 @@ pub async fn run(
     report.kept = run.opts.keep;
     run.lap("agent phase");
     Ok(done)
+}
+
+/// Exit 127 is "command not found" (from the shell, or from the init process when the
+/// command itself is missing): say where the agent phase looked.
+fn not_found_hint(run: &Ctx<'_>, ready: &Ready, crossing: &Crossing) -> String {
+    let first = run.task.command.first().map(String::as_str).unwrap_or("");
+    let path = crossing
+        .variables
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| format!("PATH={v} (from the environment or $AIRLOCK_ENV)"))
+        .unwrap_or_else(|| "the image's default PATH".into());
+    format!(
+        "the agent command exited with 127, \"command not found\": is `{}` (or a command it runs) in image {} or a persist path, and on {path}?\n  fix: install it in the image, or in a persist path from the setup script, and add its folder to PATH with `echo PATH=/opt/tool/bin:$PATH >> $AIRLOCK_ENV`",
+        crate::boundary::paths::escape(first.as_bytes()),
+        ready.image.reference
+    )
 }
 
 fn spec(

@@ -267,8 +267,16 @@ export SSL_CERT_FILE="$airlock_bundle" REQUESTS_CA_BUNDLE="$airlock_bundle" PIP_
 /// (no capabilities) can't change it.
 const RUN_SCRIPT: &str = r#": > "$AIRLOCK_ENV"
 cd /workspace
-if command -v bash >/dev/null 2>&1; then airlock_sh=bash; else airlock_sh=sh; fi
-"$airlock_sh" -e -o pipefail -c "$airlock_script" </dev/null
+airlock_trap=
+if command -v bash >/dev/null 2>&1; then
+  airlock_sh=bash
+  # Which command failed, and on which line of the setup script (prepended to its first line,
+  # so line numbers stay the script's own).
+  airlock_trap='set -E; trap '\''airlock_c=$?; case $- in *e*) printf "airlock: setup script line %s: %s (exit code %s)\n" "$LINENO" "$BASH_COMMAND" "$airlock_c" >&2;; esac'\'' ERR; '
+else
+  airlock_sh=sh
+fi
+"$airlock_sh" -e -o pipefail -c "$airlock_trap$airlock_script" </dev/null
 airlock_rc=$?
 eval "set -- $airlock_paths"
 chown -R -h "$airlock_owner" "$@" || echo "airlock: could not hand $* to user $airlock_owner" >&2

@@ -87,6 +87,8 @@ impl Fixture {
             .arg(&self.ws)
             .arg("--out")
             .arg(self.out())
+            // The fixture's record folder holds the latest run's record.
+            .arg("--force")
             .args(flags)
             .arg("--")
             .args(command)

@@ -24,6 +24,18 @@ fn simple_assignments() {
     );
 }
 
+/// `export NAME=value` (what a shell script would write) is the same variable; `export` as a
+/// name of its own is not special.
+#[test]
+fn export_lines_are_the_same_variable() {
+    let file = b"export A=1\nexport B<<EOF\ntwo\nEOF\nexport=3\n";
+    assert_eq!(
+        parse(file).unwrap(),
+        vars(&[("A", "1"), ("B", "two"), ("export", "3")])
+    );
+    assert!(parse(b"export  A=1\n").is_err(), "two spaces: not a name");
+}
+
 #[test]
 fn values_are_never_interpreted() {
     let file = br#"Q="quoted" 'single' $HOME `cmd` \n \t # not a comment"#;
@@ -70,7 +82,7 @@ fn empty_file() {
 fn invalid_names() {
     for (file, name) in [
         (&b"ok=1\n1A=x"[..], "1A"),
-        (b"ok=1\nexport A=x", "export A"),
+        (b"ok=1\nexport A B=x", "A B"),
         (b"ok=1\nA B=x", "A B"),
         (b"ok=1\n=x", ""),
         (b"ok=1\nA-B=x", "A-B"),

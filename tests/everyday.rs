@@ -1,0 +1,165 @@
+//! What a newcomer meets in the first hour: messages that say what failed and the fix, plain
+//! output in a pipe, records that aren't overwritten by accident, a report on stdout for
+//! `--json` whatever happens.
+
+use std::os::unix::fs::PermissionsExt;
+
+use crate::harness::{Fixture, Test, SECRET};
+
+fn env_tiny(f: &Fixture, name: &str, extra: &str) {
+    f.env(name, &format!("image: tiny\n{extra}"));
+}
+
+/// One warning format, and no terminal colour codes when stderr is a file or a pipe.
+#[test]
+fn warnings_have_one_format_and_no_colour_in_a_pipe() {
+    let f = Fixture::new();
+    f.secret("TOKEN", SECRET.as_bytes());
+    env_tiny(&f, "t", "secrets: [TOKEN]\n");
+    std::fs::set_permissions(&f.identity, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = f.run("t", &["true"]).run().success();
+    assert!(!out.stderr().contains('\u{1b}'), "{:?}", out.stderr());
+    let id = f.identity.display();
+    out.stderr_line(&format!(
+        "airlock: warning: identity file {id} can be read by other users (mode 644); run `chmod 600 {id}`"
+    ));
+}
+
+/// The agent's standard error is told apart from its standard output, in both phases.
+#[test]
+fn standard_error_lines_are_marked() {
+    let f = Fixture::new();
+    env_tiny(&f, "t", "setup: echo to-out; echo to-err >&2\n");
+    f.run("t", &["sh", "-c", "echo agent-out; echo agent-err >&2"])
+        .run()
+        .success()
+        .stderr_line("setup | to-out")
+        .stderr_line("setup ! to-err")
+        .stderr_line("agent | agent-out")
+        .stderr_line("agent ! agent-err");
+}
+
+#[test]
+fn an_out_folder_with_a_record_is_kept_unless_forced() {
+    let f = Fixture::new();
+    env_tiny(&f, "t", "");
+    let out = f.root.path().join("rec");
+    let run = |force: bool| {
+        let mut t = Test::new()
+            .root(&f.root)
+            .args(["run", "t", "-w"])
+            .arg(&f.ws)
+            .arg("--out")
+            .arg(&out);
+        if force {
+            t = t.arg("--force");
+        }
+        t.args(["--", "sh", "-c", "echo run"]).run()
+    };
+    run(false).success();
+    let first = std::fs::read_to_string(out.join("report.json")).unwrap();
+    std::fs::write(out.join("mine.txt"), "the user's").unwrap();
+    run(false).code(78).stderr_is(&format!(
+        "airlock: error: --out {} already holds a run record ({})\n  fix: pass --force to replace it, or give another --out folder\n",
+        out.display(),
+        out.join("report.json").display()
+    ));
+    assert_eq!(
+        std::fs::read_to_string(out.join("report.json")).unwrap(),
+        first
+    );
+    assert!(out.join("mine.txt").exists(), "nothing was touched");
+    run(true).success();
+    let second = std::fs::read_to_string(out.join("report.json")).unwrap();
+    assert_ne!(second, first);
+    assert!(
+        !out.join("mine.txt").exists(),
+        "--force replaces the record whole"
+    );
+}
+
+/// `--json` prints a report on stdout even when no run could start.
+#[test]
+fn json_prints_a_report_for_errors_before_any_run() {
+    let f = Fixture::new();
+    f.env("bad", "image: tiny\nlimits:\n  memory: lots\n");
+    let out = Test::new()
+        .root(&f.root)
+        .args(["run", "bad", "--json", "-w"])
+        .arg(&f.ws)
+        .args(["--", "true"])
+        .run()
+        .code(78);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout()).unwrap();
+    assert_eq!(report["outcome"], "config_error");
+    assert_eq!(report["exit_code"], 78);
+    assert_eq!(report["run_id"], serde_json::Value::Null);
+    assert!(report["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("envs/bad.yaml:3:11: limits.memory: lots is not a size"));
+    let missing = Test::new()
+        .root(&f.root)
+        .args(["run", "no-such-env", "--json", "--", "true"])
+        .run()
+        .code(78);
+    let report: serde_json::Value = serde_json::from_str(&missing.stdout()).unwrap();
+    assert_eq!(report["outcome"], "config_error");
+}
+
+#[test]
+fn a_shell_into_no_kept_run_is_refused_with_the_fix() {
+    let f = Fixture::new();
+    Test::new()
+        .root(&f.root)
+        .args(["shell", "no-such-run"])
+        .run()
+        .code(78)
+        .stderr_line("airlock: error: no kept run named no-such-run")
+        .stderr_line("  fix: `airlock shell` needs the id of a run made with `airlock run --keep` and not yet removed by `airlock gc --kept`");
+}
+
+/// A failing setup names the command and its line in the setup script (bash images).
+#[test]
+fn a_failing_setup_names_its_command_and_line() {
+    crate::harness::base_image();
+    let f = Fixture::new();
+    f.env(
+        "t",
+        "image: base\nsetup: |\n  echo first\n  x=1\n  ls /no/such/folder\n  echo never\n",
+    );
+    f.run("t", &["true"])
+        .run()
+        .code(80)
+        .stderr_line("setup ! airlock: setup script line 3: ls /no/such/folder (exit code 2)");
+}
+
+/// `export NAME=value` in `$AIRLOCK_ENV` is the variable NAME.
+#[test]
+fn export_lines_in_airlock_env_cross_as_variables() {
+    let f = Fixture::new();
+    env_tiny(&f, "t", "setup: echo 'export FOO=bar' >> $AIRLOCK_ENV\n");
+    f.run("t", &["sh", "-c", "echo FOO=$FOO"])
+        .run()
+        .success()
+        .stderr_line("agent | FOO=bar");
+}
+
+/// Exit 127 in the agent phase says where the command was looked for.
+#[test]
+fn a_command_not_found_gets_a_hint() {
+    let f = Fixture::new();
+    env_tiny(&f, "t", "");
+    let out = f.run("t", &["no-such-tool", "--version"]).run().code(127);
+    let stderr = out.stderr().to_string();
+    let hint = stderr
+        .lines()
+        .find(|l| l.starts_with("airlock: warning: the agent command exited with 127"))
+        .unwrap_or_else(|| panic!("no hint in:\n{stderr}"));
+    assert!(
+        hint.contains("is `no-such-tool` (or a command it runs) in image airlock/tiny:"),
+        "{hint}"
+    );
+    assert!(hint.ends_with("and on the image's default PATH?"), "{hint}");
+    out.stderr_line("  fix: install it in the image, or in a persist path from the setup script, and add its folder to PATH with `echo PATH=/opt/tool/bin:$PATH >> $AIRLOCK_ENV`");
+}
