@@ -14,6 +14,7 @@ mod images;
 mod network;
 mod proxy;
 mod run;
+mod schedule;
 mod secrets;
 mod sweep;
 mod trusted;
