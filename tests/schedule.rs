@@ -563,3 +563,629 @@ fn check_names_the_file_line_and_fix() {
         .stdout();
     assert!(ls.contains(" active") && !ls.contains("paused"), "{ls}");
 }
+
+/// The independent implementation `schedule next` is held to: Python's `croniter`, in a
+/// venv under the target folder (pip uses its own configuration to find the package).
+fn croniter_python() -> PathBuf {
+    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("croniter-venv");
+    let python = venv.join("bin/python");
+    let has = |p: &Path| {
+        Command::new(p)
+            .args(["-c", "import croniter"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !has(&python) {
+        let ok = Command::new("python3")
+            .arg("-m")
+            .arg("venv")
+            .arg(&venv)
+            .status()
+            .unwrap();
+        assert!(
+            ok.success(),
+            "python3 -m venv failed (apt-get install python3-venv)"
+        );
+        let out = Command::new(venv.join("bin/pip"))
+            .args(["install", "--quiet", "croniter"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pip install croniter: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(has(&python));
+    }
+    python
+}
+
+/// Reads cases (expr, zone, after, count, airlock's times) on stdin; prints, for each,
+/// croniter's next times, each flagged when it is the second occurrence of a wall-clock time
+/// a fall-back transition repeats (zoneinfo's fold=1 offset), and airlock's times, each
+/// flagged when it is the very instant of a spring-forward transition (the offset one second
+/// earlier is smaller). Both flags come from Python's tz code, not airlock's.
+const ORACLE: &str = r#"
+import json, sys
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+from croniter import croniter
+
+out = []
+for c in json.load(sys.stdin):
+    fields = c["expr"].split()
+    # airlock's sixth field is seconds FIRST; croniter's is seconds LAST.
+    expr = " ".join(fields[1:] + fields[:1]) if len(fields) == 6 else c["expr"]
+    tz = ZoneInfo(c["zone"])
+    start = datetime.fromisoformat(c["after"].replace("Z", "+00:00")).astimezone(tz)
+    it = croniter(expr, start)
+    times = []
+    for _ in range(c["count"]):
+        t = it.get_next(datetime)
+        wall = t.replace(tzinfo=None)
+        first, second = wall.replace(tzinfo=tz, fold=0), wall.replace(tzinfo=tz, fold=1)
+        repeat = first.utcoffset() != second.utcoffset() and t.utcoffset() == second.utcoffset()
+        times.append([t.isoformat(), repeat])
+    ours = []
+    for a in c["ours"]:
+        t = datetime.fromisoformat(a)
+        before = (t - timedelta(seconds=1)).astimezone(tz)
+        ours.append([a, before.utcoffset() < t.astimezone(tz).utcoffset()])
+    out.append([times, ours])
+json.dump(out, sys.stdout)
+"#;
+
+const EXPRESSIONS: &[&str] = &[
+    "* * * * *",
+    "*/5 * * * *",
+    "*/15 * * * *",
+    "*/20 * * * *",
+    "0 * * * *",
+    "30 * * * *",
+    "5,35 * * * *",
+    "0 */2 * * *",
+    "0 1-3 * * *",
+    "0-10/5 2 * * *",
+    "*/10 2 * * *",
+    "0 2 * * *",
+    "15 2 * * *",
+    "30 2 * * *",
+    "59 1 * * *",
+    "30 1 * * *",
+    "0 3 * * *",
+    "30 3 * * *",
+    "0 0 * * *",
+    "0 12 * * *",
+    "45 23 * * *",
+    "0 6,18 * * *",
+    "0 0 29 * *",
+    "0 0 30 * *",
+    "0 0 31 * *",
+    "0 12 29-31 * *",
+    "30 2 31 * *",
+    "0 0 28-31 2 *",
+    "0 0 29 2 *",
+    "0 0 L * *",
+    "0 0 1 * *",
+    "0 0 1,15 * *",
+    "0 0 31 */2 *",
+    "0 0 13 * 5",
+    "0 0 * * 0",
+    "0 0 * * 1-5",
+    "30 2 * * 1-5",
+    "0 9 * * MON",
+    "0 2 * * SUN",
+    "0 0 * * 6,0",
+    "0 0 * * 5#2",
+    "0 0 * 2 *",
+    "@hourly",
+    "@daily",
+    "@weekly",
+    "0 30 2 * * *",
+    "*/30 * * * * *",
+    "15 */30 * * * *",
+    "0 0 */6 * * *",
+    "30 0 0 * * *",
+    "0 0 2 * * *",
+    "*/30 * 2 * * *",
+    "0 0 0 29-31 * *",
+];
+
+/// Every difference from croniter, by case: what it is, and the times it concerns. Two
+/// kinds, both airlock's documented DST rules (schedules/README.md), on purpose:
+/// - `repeated`: croniter also fires the second occurrence of a wall-clock time a fall-back
+///   transition repeats; airlock fires a repeated time once;
+/// - `skipped`: a wall-clock time the spring-forward transition skips; airlock fires it at
+///   the first valid instant after it (the transition), croniter not at all.
+const DIFFERENCES: &[(&str, &str, &str, &str, &[&str])] = &[
+    (
+        "*/15 * * * *",
+        "Europe/Berlin",
+        "2026-10-24T23:30:00Z",
+        "repeated",
+        &["2026-10-25T02:00:00+01:00"],
+    ),
+    (
+        "*/15 * * * *",
+        "America/New_York",
+        "2026-11-01T04:30:00Z",
+        "repeated",
+        &["2026-11-01T01:00:00-05:00"],
+    ),
+    (
+        "*/20 * * * *",
+        "Europe/Berlin",
+        "2026-10-24T23:30:00Z",
+        "repeated",
+        &["2026-10-25T02:00:00+01:00", "2026-10-25T02:20:00+01:00"],
+    ),
+    (
+        "*/20 * * * *",
+        "America/New_York",
+        "2026-11-01T04:30:00Z",
+        "repeated",
+        &["2026-11-01T01:00:00-05:00", "2026-11-01T01:20:00-05:00"],
+    ),
+    (
+        "0 * * * *",
+        "Europe/Berlin",
+        "2026-10-24T23:30:00Z",
+        "repeated",
+        &["2026-10-25T02:00:00+01:00"],
+    ),
+    (
+        "0 * * * *",
+        "America/New_York",
+        "2026-11-01T04:30:00Z",
+        "repeated",
+        &["2026-11-01T01:00:00-05:00"],
+    ),
+    (
+        "30 * * * *",
+        "Europe/Berlin",
+        "2026-03-29T00:00:00Z",
+        "skipped",
+        &["2026-03-29T03:00:00+02:00"],
+    ),
+    (
+        "30 * * * *",
+        "Europe/Berlin",
+        "2026-10-24T23:30:00Z",
+        "repeated",
+        &["2026-10-25T02:30:00+01:00"],
+    ),
+    (
+        "30 * * * *",
+        "America/New_York",
+        "2026-03-08T06:00:00Z",
+        "skipped",
+        &["2026-03-08T03:00:00-04:00"],
+    ),
+    (
+        "30 * * * *",
+        "America/New_York",
+        "2026-11-01T04:30:00Z",
+        "repeated",
+        &["2026-11-01T01:30:00-05:00"],
+    ),
+    (
+        "5,35 * * * *",
+        "Europe/Berlin",
+        "2026-03-29T00:00:00Z",
+        "skipped",
+        &["2026-03-29T03:00:00+02:00"],
+    ),
+    (
+        "5,35 * * * *",
+        "Europe/Berlin",
+        "2026-10-24T23:30:00Z",
+        "repeated",
+        &["2026-10-25T02:05:00+01:00", "2026-10-25T02:35:00+01:00"],
+    ),
+    (
+        "5,35 * * * *",
+        "America/New_York",
+        "2026-03-08T06:00:00Z",
+        "skipped",
+        &["2026-03-08T03:00:00-04:00"],
+    ),
+    (
+        "5,35 * * * *",
+        "America/New_York",
+        "2026-11-01T04:30:00Z",
+        "repeated",
+        &["2026-11-01T01:05:00-05:00", "2026-11-01T01:35:00-05:00"],
+    ),
+    (
+        "0 */2 * * *",
+        "Europe/Berlin",
+        "2026-10-24T23:30:00Z",
+        "repeated",
+        &["2026-10-25T02:00:00+01:00"],
+    ),
+    (
+        "0 1-3 * * *",
+        "Europe/Berlin",
+        "2026-10-24T23:30:00Z",
+        "repeated",
+        &["2026-10-25T02:00:00+01:00"],
+    ),
+    (
+        "0 1-3 * * *",
+        "Europe/Berlin",
+        "2026-10-24T12:00:00Z",
+        "repeated",
+        &["2026-10-25T02:00:00+01:00"],
+    ),
+    (
+        "0 1-3 * * *",
+        "America/New_York",
+        "2026-11-01T04:30:00Z",
+        "repeated",
+        &["2026-11-01T01:00:00-05:00"],
+    ),
+    (
+        "0 1-3 * * *",
+        "America/New_York",
+        "2026-10-31T16:00:00Z",
+        "repeated",
+        &["2026-11-01T01:00:00-05:00"],
+    ),
+    (
+        "0-10/5 2 * * *",
+        "Europe/Berlin",
+        "2026-10-24T23:30:00Z",
+        "repeated",
+        &[
+            "2026-10-25T02:00:00+01:00",
+            "2026-10-25T02:05:00+01:00",
+            "2026-10-25T02:10:00+01:00",
+        ],
+    ),
+    (
+        "0-10/5 2 * * *",
+        "Europe/Berlin",
+        "2026-10-24T12:00:00Z",
+        "repeated",
+        &[
+            "2026-10-25T02:00:00+01:00",
+            "2026-10-25T02:05:00+01:00",
+            "2026-10-25T02:10:00+01:00",
+        ],
+    ),
+    (
+        "0 2 * * *",
+        "Europe/Berlin",
+        "2026-10-24T23:30:00Z",
+        "repeated",
+        &["2026-10-25T02:00:00+01:00"],
+    ),
+    (
+        "0 2 * * *",
+        "Europe/Berlin",
+        "2026-10-24T12:00:00Z",
+        "repeated",
+        &["2026-10-25T02:00:00+01:00"],
+    ),
+    (
+        "15 2 * * *",
+        "Europe/Berlin",
+        "2026-10-24T23:30:00Z",
+        "repeated",
+        &["2026-10-25T02:15:00+01:00"],
+    ),
+    (
+        "15 2 * * *",
+        "Europe/Berlin",
+        "2026-10-24T12:00:00Z",
+        "repeated",
+        &["2026-10-25T02:15:00+01:00"],
+    ),
+    (
+        "30 2 * * *",
+        "Europe/Berlin",
+        "2026-10-24T23:30:00Z",
+        "repeated",
+        &["2026-10-25T02:30:00+01:00"],
+    ),
+    (
+        "30 2 * * *",
+        "Europe/Berlin",
+        "2026-10-24T12:00:00Z",
+        "repeated",
+        &["2026-10-25T02:30:00+01:00"],
+    ),
+    (
+        "59 1 * * *",
+        "America/New_York",
+        "2026-11-01T04:30:00Z",
+        "repeated",
+        &["2026-11-01T01:59:00-05:00"],
+    ),
+    (
+        "59 1 * * *",
+        "America/New_York",
+        "2026-10-31T16:00:00Z",
+        "repeated",
+        &["2026-11-01T01:59:00-05:00"],
+    ),
+    (
+        "30 1 * * *",
+        "America/New_York",
+        "2026-11-01T04:30:00Z",
+        "repeated",
+        &["2026-11-01T01:30:00-05:00"],
+    ),
+    (
+        "30 1 * * *",
+        "America/New_York",
+        "2026-10-31T16:00:00Z",
+        "repeated",
+        &["2026-11-01T01:30:00-05:00"],
+    ),
+    (
+        "0 2 * * SUN",
+        "Europe/Berlin",
+        "2026-10-24T23:30:00Z",
+        "repeated",
+        &["2026-10-25T02:00:00+01:00"],
+    ),
+    (
+        "0 2 * * SUN",
+        "Europe/Berlin",
+        "2026-10-24T12:00:00Z",
+        "repeated",
+        &["2026-10-25T02:00:00+01:00"],
+    ),
+    (
+        "@hourly",
+        "Europe/Berlin",
+        "2026-10-24T23:30:00Z",
+        "repeated",
+        &["2026-10-25T02:00:00+01:00"],
+    ),
+    (
+        "@hourly",
+        "America/New_York",
+        "2026-11-01T04:30:00Z",
+        "repeated",
+        &["2026-11-01T01:00:00-05:00"],
+    ),
+    (
+        "0 30 2 * * *",
+        "Europe/Berlin",
+        "2026-10-24T23:30:00Z",
+        "repeated",
+        &["2026-10-25T02:30:00+01:00"],
+    ),
+    (
+        "0 30 2 * * *",
+        "Europe/Berlin",
+        "2026-10-24T12:00:00Z",
+        "repeated",
+        &["2026-10-25T02:30:00+01:00"],
+    ),
+    (
+        "15 */30 * * * *",
+        "Europe/Berlin",
+        "2026-03-29T00:00:00Z",
+        "skipped",
+        &["2026-03-29T03:00:00+02:00"],
+    ),
+    (
+        "15 */30 * * * *",
+        "Europe/Berlin",
+        "2026-10-24T23:30:00Z",
+        "repeated",
+        &["2026-10-25T02:00:15+01:00", "2026-10-25T02:30:15+01:00"],
+    ),
+    (
+        "15 */30 * * * *",
+        "America/New_York",
+        "2026-03-08T06:00:00Z",
+        "skipped",
+        &["2026-03-08T03:00:00-04:00"],
+    ),
+    (
+        "15 */30 * * * *",
+        "America/New_York",
+        "2026-11-01T04:30:00Z",
+        "repeated",
+        &["2026-11-01T01:00:15-05:00", "2026-11-01T01:30:15-05:00"],
+    ),
+    (
+        "0 0 2 * * *",
+        "Europe/Berlin",
+        "2026-10-24T23:30:00Z",
+        "repeated",
+        &["2026-10-25T02:00:00+01:00"],
+    ),
+    (
+        "0 0 2 * * *",
+        "Europe/Berlin",
+        "2026-10-24T12:00:00Z",
+        "repeated",
+        &["2026-10-25T02:00:00+01:00"],
+    ),
+];
+
+#[test]
+fn next_agrees_with_croniter_except_where_the_dst_rules_differ_on_purpose() {
+    let python = croniter_python();
+    let root = crate::harness::Root::new();
+    root.write("envs/tiny.yaml", TINY);
+    std::fs::create_dir_all(root.path().join("repo/.git")).unwrap();
+    let zones: &[(&str, &[&str])] = &[
+        // Europe/Berlin: spring forward 2026-03-29 01:00Z, fall back 2026-10-25 01:00Z.
+        (
+            "Europe/Berlin",
+            &[
+                "2026-03-29T00:00:00Z",
+                "2026-03-28T12:00:00Z",
+                "2026-10-24T23:30:00Z",
+                "2026-10-24T12:00:00Z",
+                "2026-01-28T12:00:00Z",
+                "2028-02-27T12:00:00Z",
+                "2026-04-28T12:00:00Z",
+            ],
+        ),
+        // America/New_York: spring forward 2026-03-08 07:00Z, fall back 2026-11-01 06:00Z.
+        (
+            "America/New_York",
+            &[
+                "2026-03-08T06:00:00Z",
+                "2026-03-07T17:00:00Z",
+                "2026-11-01T04:30:00Z",
+                "2026-10-31T16:00:00Z",
+                "2026-01-28T12:00:00Z",
+                "2028-02-27T12:00:00Z",
+                "2026-04-28T12:00:00Z",
+            ],
+        ),
+        // Asia/Tokyo: no DST; the same instants as Berlin.
+        (
+            "Asia/Tokyo",
+            &[
+                "2026-03-29T00:00:00Z",
+                "2026-03-28T12:00:00Z",
+                "2026-10-24T23:30:00Z",
+                "2026-10-24T12:00:00Z",
+                "2026-01-28T12:00:00Z",
+                "2028-02-27T12:00:00Z",
+                "2026-04-28T12:00:00Z",
+            ],
+        ),
+    ];
+    const COUNT: usize = 6;
+    let mut cases = Vec::new();
+    for (i, expr) in EXPRESSIONS.iter().enumerate() {
+        for (j, (zone, starts)) in zones.iter().enumerate() {
+            let name = format!("c{i}z{j}");
+            root.write(
+                &format!("schedules/{name}.yaml"),
+                format!("env: tiny\nrepository: repo\ncommand: [\"true\"]\ncron: \"{expr}\"\ntimezone: {zone}\n"),
+            );
+            for after in *starts {
+                cases.push((name.clone(), *expr, *zone, *after));
+            }
+        }
+    }
+    let ours: Vec<Vec<String>> = cases
+        .iter()
+        .map(|(name, expr, zone, after)| {
+            let times: Vec<String> = Test::new()
+                .root(&root)
+                .args([
+                    "schedule",
+                    "next",
+                    name,
+                    "--count",
+                    &COUNT.to_string(),
+                    "--after",
+                    after,
+                ])
+                .run()
+                .success()
+                .stdout()
+                .lines()
+                .map(str::to_string)
+                .collect();
+            assert_eq!(times.len(), COUNT, "{expr} {zone} {after}");
+            times
+        })
+        .collect();
+    let input: Vec<serde_json::Value> = cases
+        .iter()
+        .zip(&ours)
+        .map(|((_, expr, zone, after), ours)| serde_json::json!({"expr": expr, "zone": zone, "after": after, "count": COUNT, "ours": ours}))
+        .collect();
+    let mut child = Command::new(&python)
+        .args(["-c", ORACLE])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    serde_json::to_writer(child.stdin.take().unwrap(), &input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    type Flagged = Vec<(String, bool)>;
+    let oracle: Vec<(Flagged, Flagged)> = serde_json::from_slice(&out.stdout).unwrap();
+
+    let mut differences: Vec<(String, String, String, String, Vec<String>)> = Vec::new();
+    let mut compared = 0;
+    for ((_, expr, zone, after), (theirs, ours)) in cases.iter().zip(&oracle) {
+        let theirs_set: Vec<&String> = theirs.iter().map(|(t, _)| t).collect();
+        let repeated: Vec<String> = theirs
+            .iter()
+            .filter(|(_, r)| *r)
+            .map(|(t, _)| t.clone())
+            .collect();
+        let skipped: Vec<String> = ours
+            .iter()
+            .filter(|(t, at_transition)| *at_transition && !theirs_set.contains(&t))
+            .map(|(t, _)| t.clone())
+            .collect();
+        // Without those, the two lists must be the same times in the same order (as far as
+        // the shorter one goes).
+        let a: Vec<&String> = ours
+            .iter()
+            .map(|(t, _)| t)
+            .filter(|t| !skipped.contains(t))
+            .collect();
+        let b: Vec<&String> = theirs
+            .iter()
+            .map(|(t, _)| t)
+            .filter(|t| !repeated.contains(t))
+            .collect();
+        let n = a.len().min(b.len());
+        assert!(n >= COUNT / 2, "{expr} {zone} {after}");
+        assert_eq!(
+            a[..n],
+            b[..n],
+            "{expr} in {zone} after {after}: airlock {ours:?}, croniter {theirs:?}"
+        );
+        compared += 1;
+        for (kind, times) in [("repeated", repeated), ("skipped", skipped)] {
+            if !times.is_empty() {
+                differences.push((
+                    expr.to_string(),
+                    zone.to_string(),
+                    after.to_string(),
+                    kind.to_string(),
+                    times,
+                ));
+            }
+        }
+    }
+    assert!(compared >= 50 * 3, "{compared}");
+    let listed: Vec<(String, String, String, String, Vec<String>)> = DIFFERENCES
+        .iter()
+        .map(|(e, z, a, k, t)| {
+            (
+                e.to_string(),
+                z.to_string(),
+                a.to_string(),
+                k.to_string(),
+                t.iter().map(|s| s.to_string()).collect(),
+            )
+        })
+        .collect();
+    if differences != listed {
+        let mut table = String::new();
+        for (e, z, a, k, t) in &differences {
+            table.push_str(&format!("    ({e:?}, {z:?}, {a:?}, {k:?}, &{t:?}),\n"));
+        }
+        panic!("the differences from croniter are not the ones listed; they are:\n{table}");
+    }
+    // Both DST zones have both kinds, the zone without DST has none.
+    for zone in ["Europe/Berlin", "America/New_York"] {
+        for kind in ["repeated", "skipped"] {
+            assert!(
+                differences.iter().any(|d| d.1 == zone && d.3 == kind),
+                "{zone} {kind}"
+            );
+        }
+    }
+    assert!(!differences.iter().any(|d| d.1 == "Asia/Tokyo"));
+}

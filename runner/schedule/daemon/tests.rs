@@ -220,7 +220,10 @@ async fn replace_cancels_the_running_one() {
         .lines()
         .iter()
         .any(|l| l.ends_with(&format!("cancel run {} (overlap: replace)", first.run_id))));
-    assert_eq!(b.sched.running_of("t"), std::slice::from_ref(&second.run_id));
+    assert_eq!(
+        b.sched.running_of("t"),
+        std::slice::from_ref(&second.run_id)
+    );
 }
 
 #[tokio::test]
