@@ -1189,3 +1189,115 @@ fn next_agrees_with_croniter_except_where_the_dst_rules_differ_on_purpose() {
     }
     assert!(!differences.iter().any(|d| d.1 == "Asia/Tokyo"));
 }
+
+#[test]
+fn timeout_stops_the_run_and_on_failure_gets_its_names() {
+    let s = Sched::new();
+    let seen = s.fx.root.path().join("on-failure.txt");
+    s.schedule(&format!(
+        "command: [\"sleep\", \"60\"]\ncron: \"*/2 * * * * *\"\ntimeout: 3s\non_failure: [\"sh\", \"-c\", \"echo \\\"$AIRLOCK_SCHEDULE $AIRLOCK_RUN_ID $AIRLOCK_OUTCOME $AIRLOCK_RECORD {{outcome}}\\\" >> {}\"]\n",
+        seen.display()
+    ));
+    let d = s.start();
+    let id = run_id_in(&d.wait_for(|l| l.contains(" t: fire "), 30));
+    let ended = d.wait_for(|l| l.contains(&format!("run {id} ended: ")), 60);
+    let (_, lines, _) = d.stop();
+    assert!(
+        ended.contains(&format!("run {id} ended: timed out (exit 124)")),
+        "{lines:#?}"
+    );
+    let r = s.report(&id);
+    assert_eq!(r["outcome"], "timed_out");
+    assert_eq!(r["exit_code"], 124);
+    assert!(
+        r["error"]
+            .as_str()
+            .unwrap()
+            .contains("the schedule's timeout (3s)"),
+        "{r}"
+    );
+    assert_run_gone(&id);
+    let record =
+        s.fx.root
+            .path()
+            .join(format!(".airlock/runs/{id}"))
+            .canonicalize()
+            .unwrap();
+    let first = std::fs::read_to_string(&seen).unwrap();
+    let first = first.lines().next().unwrap();
+    assert_eq!(
+        first,
+        format!("t {id} timed_out {} timed_out", record.display())
+    );
+}
+
+#[test]
+fn tick_fires_what_is_due_and_waits_for_it() {
+    let s = Sched::new();
+    s.schedule("command: [\"true\"]\ncron: \"* * * * * *\"\n");
+    // The first tick only starts the schedule's clock: nothing before it is due.
+    s.airlock()
+        .args(["schedule", "tick"])
+        .run()
+        .success()
+        .stdout_is("");
+    std::thread::sleep(Duration::from_millis(2100));
+    let out = s.airlock().args(["schedule", "tick"]).run().success();
+    let lines: Vec<String> = out.stdout().lines().map(str::to_string).collect();
+    // Two or more fires fell since the first tick: the newest runs, the older are missed.
+    assert!(
+        lines[0].contains(" t: missed ")
+            && lines[0].ends_with("(the scheduler fell behind; only the newest fire runs)"),
+        "{lines:#?}"
+    );
+    assert!(lines[1].contains(" t: fire "), "{lines:#?}");
+    let id = run_id_in(&lines[1]);
+    assert!(
+        lines[2].ends_with(&format!("t: run {id} ended: succeeded (exit 0)")),
+        "{lines:#?}"
+    );
+    assert_eq!(lines.len(), 3, "{lines:#?}");
+    assert_eq!(s.report(&id)["outcome"], "succeeded");
+    assert_run_gone(&id);
+    // Paused: the next tick fires nothing, and says so.
+    s.airlock().args(["schedule", "pause", "t"]).run().success();
+    std::thread::sleep(Duration::from_millis(1100));
+    let out = s
+        .airlock()
+        .args(["schedule", "tick"])
+        .run()
+        .success()
+        .stdout();
+    assert!(
+        out.contains("(paused)") && !out.contains(" t: fire "),
+        "{out}"
+    );
+}
+
+#[test]
+fn sighup_reloads_the_definitions() {
+    let s = Sched::new();
+    s.schedule("command: [\"true\"]\ncron: \"0 0 1 1 *\"\n");
+    let d = s.start();
+    s.schedule("command: [\"true\"]\ncron: \"*/2 * * * * *\"\n");
+    d.signal("-HUP");
+    d.wait_for(|l| l.ends_with(" reloaded: t"), 30);
+    let id = run_id_in(&d.wait_for(|l| l.contains(" t: fire "), 30));
+    d.wait_for(|l| l.contains(&format!("run {id} ended: succeeded")), 60);
+    // A broken file keeps the old set.
+    s.schedule("command: [\"true\"]\ncron: \"*/2 * * * * * * *\"\n");
+    d.signal("-HUP");
+    std::thread::sleep(Duration::from_secs(1));
+    let (code, _, err) = d.stop();
+    assert_eq!(code, 0);
+    assert!(
+        err.contains(
+            "airlock: reload refused: the schedules stay as they were until the files are fixed"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("schedules/t.yaml:5:7: cron: the cron expression"),
+        "{err}"
+    );
+}
