@@ -102,6 +102,22 @@ struct Daemon {
     log: PathBuf,
 }
 
+/// A test that fails while its scheduler runs still stops it cleanly (no orphan process
+/// firing runs, nothing left in the engine).
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 impl Daemon {
     fn lines(&self) -> Vec<String> {
         std::fs::read_to_string(&self.log)
