@@ -107,7 +107,9 @@ struct Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         if self.child.try_wait().ok().flatten().is_none() {
-            let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
             let deadline = Instant::now() + Duration::from_secs(60);
             while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(100));
@@ -244,6 +246,7 @@ fn fire_times_are_what_next_prints_and_sigterm_stops_cleanly() {
         .filter(|l| l.contains(" t: fire "))
         .map(|l| run_id_in(l))
         .collect();
+    let mut workspaces: Vec<String> = Vec::new();
     for id in &ids {
         let r = s.report(id);
         assert_eq!(r["labels"]["schedule"], "t");
@@ -251,7 +254,13 @@ fn fire_times_are_what_next_prints_and_sigterm_stops_cleanly() {
             r["outcome"] == "succeeded" || r["outcome"] == "interrupted",
             "{r}"
         );
+        // Each fire had a workspace of its own (a fresh checkout), never the repository's.
+        let w = r["workspace"].as_str().unwrap().to_string();
+        assert!(w.ends_with(&format!(".airlock/schedules/work/{id}")), "{w}");
+        assert!(!workspaces.contains(&w), "{w} shared");
+        workspaces.push(w);
     }
+    assert!(ids.len() >= 3);
     no_leftovers_of(&ids);
     let listed = s
         .airlock()
@@ -402,7 +411,11 @@ fn a_restart_with_missed_catch_up_runs_once() {
 #[test]
 fn kill_9_then_gc_leaves_nothing_and_the_next_start_records_abandoned() {
     let s = Sched::new();
-    s.schedule("command: [\"sleep\", \"60\"]\ncron: \"*/2 * * * * *\"\n");
+    let seen = s.fx.root.path().join("on-failure.txt");
+    s.schedule(&format!(
+        "command: [\"sleep\", \"60\"]\ncron: \"*/2 * * * * *\"\non_failure: [\"sh\", \"-c\", \"echo $AIRLOCK_RUN_ID $AIRLOCK_OUTCOME >> {}\"]\n",
+        seen.display()
+    ));
     let mut d = s.start();
     let id = run_id_in(&d.wait_for(|l| l.contains(" t: fire "), 30));
     // Wait for the agent phase's container, then kill the scheduler outright.
@@ -460,6 +473,10 @@ fn kill_9_then_gc_leaves_nothing_and_the_next_start_records_abandoned() {
     let h = s.history();
     assert_eq!(h[0]["outcome"], "abandoned");
     assert_eq!(h[0]["run_id"], id.as_str());
+    assert_eq!(
+        std::fs::read_to_string(&seen).unwrap(),
+        format!("{id} abandoned\n")
+    );
 }
 
 #[test]
