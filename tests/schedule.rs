@@ -482,8 +482,22 @@ fn kill_9_then_gc_leaves_nothing_and_the_next_start_records_abandoned() {
 #[test]
 fn result_branch_holds_the_runs_patch_and_the_working_tree_is_untouched() {
     let s = Sched::new();
-    s.schedule("command: [\"sh\", \"-c\", \"echo two > a.txt; echo new > b.txt\"]\ncron: \"*/2 * * * * *\"\nresult: branch\n");
+    // The agent also tries to plant a hook and a config change, in its checkout's .git and
+    // in a nested one.
+    s.schedule("command: [\"sh\", \"-c\", \"echo two > a.txt; echo new > b.txt; mkdir -p .git/hooks; printf '#!/bin/sh\\\\ntouch /tmp/pwned\\\\n' > .git/hooks/post-checkout; chmod +x .git/hooks/post-checkout; printf '[core]\\\\n\\\\thooksPath = /tmp\\\\n' >> .git/config; mkdir -p sub/.git/hooks; echo evil > sub/.git/hooks/post-checkout; echo '[core]' > sub/.git/config; ls sub/.git/hooks; true\"]\ncron: \"*/2 * * * * *\"\nresult: branch\n");
     std::fs::write(s.repo.join("a.txt"), "live edit\n").unwrap();
+    let config = std::fs::read(s.repo.join(".git/config")).unwrap();
+    let hooks = || {
+        let mut names: Vec<String> = std::fs::read_dir(s.repo.join(".git/hooks"))
+            .map(|d| {
+                d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    };
+    let hooks_before = hooks();
     let status = git(&s.repo, &["status", "--porcelain"]);
     let base = git(&s.repo, &["rev-parse", "main"]).trim().to_string();
     let d = s.start();
@@ -530,6 +544,25 @@ fn result_branch_holds_the_runs_patch_and_the_working_tree_is_untouched() {
     let run = h.iter().find(|e| e["run_id"] == id.as_str()).unwrap();
     assert_eq!(run["branch"], branch.as_str());
     assert!(run["patch_bytes"].as_u64().unwrap() > 0);
+    // The checkout's own .git is read-only to the agent; a nested one it can make. Neither
+    // reaches the branch or the repository.
+    let log = std::fs::read_to_string(
+        s.fx.root
+            .path()
+            .join(format!(".airlock/runs/{id}/agent.log")),
+    )
+    .unwrap();
+    assert!(
+        log.contains("can't create .git/config: Read-only file system"),
+        "{log}"
+    );
+    assert!(log.lines().any(|l| l == "post-checkout"), "{log}");
+    assert!(!patch.contains(".git/"), "{patch}");
+    let tree = git(&s.repo, &["ls-tree", "-r", "--name-only", &branch]);
+    assert_eq!(tree, "a.txt\nb.txt\n");
+    assert_eq!(std::fs::read(s.repo.join(".git/config")).unwrap(), config);
+    assert!(!s.repo.join(".git/hooks/post-checkout").exists());
+    assert_eq!(hooks(), hooks_before);
 }
 
 #[test]
