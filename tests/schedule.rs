@@ -1367,3 +1367,57 @@ fn sighup_reloads_the_definitions() {
         "{err}"
     );
 }
+
+#[test]
+fn sigterm_to_tick_stops_its_run_cleanly() {
+    let s = Sched::new();
+    s.schedule("command: [\"sleep\", \"60\"]\ncron: \"* * * * * *\"\n");
+    s.airlock().args(["schedule", "tick"]).run().success();
+    std::thread::sleep(Duration::from_millis(1100));
+    let log = s.fx.root.path().join("tick.log");
+    let child = s
+        .airlock()
+        .args(["schedule", "tick"])
+        .command()
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let d = Daemon { child, log };
+    let id = run_id_in(&d.wait_for(|l| l.contains(" t: fire "), 30));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while docker(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=airlock.run={id}"),
+        "--filter",
+        "label=airlock.phase=agent",
+    ])
+    .trim()
+    .is_empty()
+    {
+        assert!(Instant::now() < deadline, "no agent container for {id}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (code, lines, _) = d.stop();
+    assert_eq!(code, 0, "{lines:#?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.ends_with(&format!("t: SIGTERM received: stopping run {id}"))),
+        "{lines:#?}"
+    );
+    let r = s.report(&id);
+    assert_eq!(r["outcome"], "interrupted");
+    assert_eq!(r["exit_code"], 143);
+    assert_run_gone(&id);
+    assert!(s
+        .airlock()
+        .args(["schedule", "ls"])
+        .run()
+        .success()
+        .stdout()
+        .contains(" active\n"));
+}

@@ -286,9 +286,22 @@ async fn tick(
     names: &[String],
     identity: Option<std::path::PathBuf>,
 ) -> anyhow::Result<i32> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("handling SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("handling SIGINT")?;
     let set = load(root, names)?;
     let mut sched = scheduler(root, set, identity)?;
-    sched.tick().await?;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let watcher = tokio::spawn(async move {
+        let signal = tokio::select! {
+            _ = term.recv() => Signal::Term,
+            _ = int.recv() => Signal::Int,
+        };
+        let _ = tx.send(daemon::Control::Stop(signal));
+    });
+    let done = sched.tick(rx).await;
+    watcher.abort();
+    done?;
     Ok(0)
 }
 

@@ -387,13 +387,18 @@ impl Scheduler {
             .min()
     }
 
-    /// `tick`: recover, one pass, and wait for the runs it started.
-    pub async fn tick(&mut self) -> Result<(), StateError> {
+    /// `tick`: recover, one pass, and wait for the runs it started (a `Stop` on `control`
+    /// stops them cleanly, as the daemon's does).
+    pub async fn tick(
+        &mut self,
+        mut control: mpsc::UnboundedReceiver<Control>,
+    ) -> Result<(), StateError> {
         self.recover().await?;
         self.pass(Pass::Running)?;
         while self.running_count() > 0 {
-            if self.ended_rx.recv().await.is_none() {
-                break;
+            tokio::select! {
+                ended = self.ended_rx.recv() => if ended.is_none() { break },
+                Some(Control::Stop(signal)) = control.recv() => return self.shutdown(signal).await,
             }
         }
         Ok(())
