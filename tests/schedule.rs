@@ -301,6 +301,11 @@ fn forbid_skips_while_a_run_is_going() {
         skip.ends_with(&format!("(run {id} still going; overlap: forbid)")),
         "{skip}"
     );
+    // The history shows the run going (newest first), and the skip.
+    let h = s.history();
+    assert_eq!(h[0]["run_id"], id.as_str(), "{h:#?}");
+    assert_eq!(h[0]["outcome"], "running");
+    assert_eq!(h[1]["kind"], "skipped");
     let (code, lines, _) = d.stop();
     assert_eq!(code, 0);
     assert_eq!(

@@ -222,6 +222,28 @@ fn pause(root: &ConfigRoot, name: &str, paused: bool) -> anyhow::Result<i32> {
 fn history(root: &ConfigRoot, name: &str, json: bool) -> anyhow::Result<i32> {
     let s = one(root, name)?;
     let mut entries = schedule::history(root).read(&s.name);
+    // Runs still going come first, from the state.
+    let state = schedule::store(root).read()?;
+    for r in state
+        .schedules
+        .get(&s.name)
+        .map(|e| e.in_flight.clone())
+        .unwrap_or_default()
+    {
+        let mut e = schedule::history::Entry::new(schedule::history::Kind::Run, r.fire, r.started);
+        e.trigger = Some(r.trigger.clone());
+        e.run_id = Some(r.run_id.clone());
+        e.record = Some(r.record.clone());
+        e.outcome = Some(
+            if crate::cleanup::owner_alive(&r.owner) {
+                "running"
+            } else {
+                "incomplete"
+            }
+            .into(),
+        );
+        entries.push(e);
+    }
     entries.reverse();
     if json {
         println!("{}", serde_json::to_string_pretty(&entries)?);

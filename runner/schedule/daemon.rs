@@ -421,7 +421,15 @@ impl Scheduler {
                 }
             };
             tokio::select! {
-                () = sleep => self.pass(Pass::Running)?,
+                () = sleep => {
+                    if let Err(e) = self.pass(Pass::Running) {
+                        // The state can't be kept (a full disk, a broken file): stop the runs
+                        // cleanly rather than leave them to a process that is going away.
+                        (self.log)(format!("{} cannot keep the schedule state: {e}; stopping", self.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")));
+                        self.shutdown(crate::outcome::Signal::Term).await?;
+                        return Err(e);
+                    }
+                }
                 Some(_) = self.ended_rx.recv() => {}
                 c = control.recv() => match c {
                     Some(Control::Reload(set)) => {
