@@ -1426,3 +1426,49 @@ fn sigterm_to_tick_stops_its_run_cleanly() {
         .stdout()
         .contains(" active\n"));
 }
+
+#[test]
+fn a_fire_that_cannot_check_out_is_recorded_with_the_others() {
+    let s = Sched::new();
+    s.fx.root.write(
+        "schedules/t.yaml",
+        "env: tiny\nrepository: repo\nref: no-such-branch\ncommand: [\"true\"]\ncron: \"* * * * * *\"\n",
+    );
+    s.airlock()
+        .args(["schedule", "check"])
+        .run()
+        .code(78)
+        .stderr_has("ref: git rev-parse no-such-branch");
+    s.airlock().args(["schedule", "tick"]).run().success();
+    std::thread::sleep(Duration::from_millis(1100));
+    let out = s
+        .airlock()
+        .args(["schedule", "tick"])
+        .run()
+        .success()
+        .stdout();
+    let ended = out
+        .lines()
+        .find(|l| l.contains(" ended: "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        ended.contains(" ended: config error (exit 78); checkout of no-such-branch: "),
+        "{ended}"
+    );
+    let id = run_id_in(ended);
+    let listed = s
+        .airlock()
+        .args(["runs", "ls", "--schedule", "t"])
+        .run()
+        .success()
+        .stdout();
+    let row = listed
+        .lines()
+        .find(|l| l.starts_with(&id))
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert!(
+        row.contains(" config_error ") && row.contains(" 78 "),
+        "{row}"
+    );
+    assert_eq!(s.report(&id)["labels"]["schedule"], "t");
+}

@@ -27,8 +27,27 @@ pub struct RunLauncher {
     pub identity: Option<std::path::PathBuf>,
 }
 
-/// A run that never reached the run library (no checkout, no environment).
-fn refused(note: String, started: Instant) -> Ended {
+/// A run that never reached the run library (no checkout, no environment): it still gets a
+/// record beside the others, so `airlock runs ls --schedule NAME` shows it.
+fn refused(s: &Schedule, f: &Firing, note: String, started: Instant) -> Ended {
+    let now = crate::record::timestamp(std::time::SystemTime::now());
+    let report = serde_json::json!({
+        "run_id": f.run_id,
+        "airlock_version": env!("CARGO_PKG_VERSION"),
+        "outcome": Outcome::ConfigError.word(),
+        "exit_code": Outcome::ConfigError.exit_code(None, None),
+        "error": note,
+        "environment": { "name": s.env },
+        "workspace": f.workspace.display().to_string(),
+        "command": s.command,
+        "started": now,
+        "finished": now,
+        "labels": { "schedule": s.name },
+    });
+    if std::fs::create_dir_all(&f.record).is_ok() {
+        let json = serde_json::to_vec_pretty(&report).unwrap_or_default();
+        let _ = super::state::write_atomic(&f.record.join("report.json"), &json);
+    }
     Ended {
         outcome: Outcome::ConfigError,
         exit_code: Outcome::ConfigError.exit_code(None, None),
@@ -100,17 +119,19 @@ impl RunLauncher {
         .await;
         let commit = match checked_out {
             Ok(Ok(c)) => c,
-            Ok(Err(e)) => return refused(format!("checkout of {}: {e}", s.git_ref), started),
-            Err(e) => return refused(format!("checkout: {e}"), started),
+            Ok(Err(e)) => return refused(s, f, format!("checkout of {}: {e}", s.git_ref), started),
+            Err(e) => return refused(s, f, format!("checkout: {e}"), started),
         };
         let env = environment::resolve(Some(&self.root), &s.env)
             .and_then(|p| environment::load_in(Some(&self.root), &p));
         let env = match env {
             Ok(env) => env,
-            Err(e) => return refused(e.to_string(), started),
+            Err(e) => return refused(s, f, e.to_string(), started),
         };
         if matches!(env.agent.network, environment::NetworkPolicy::Allowlist(_)) {
             return refused(
+                s,
+                f,
                 format!(
                     "{}: agent.network: runs don't enforce an allowlist yet",
                     s.env
