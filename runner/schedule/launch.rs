@@ -278,7 +278,7 @@ fn rewrite_report(record: &Path, outcome: Outcome, exit_code: i32, error: &str) 
     }
 }
 
-/// Keep the compiler honest about the handle type the CLI passes.
+/// The launcher the CLI gives the scheduler: fires through the run library on `engine`.
 pub fn launcher(
     root: &ConfigRoot,
     engine: EngineHandle,
