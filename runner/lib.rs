@@ -25,6 +25,7 @@
 //! - [`cleanup`]: removing what a run made, now (guards) or later (`airlock gc`);
 //! - [`run`]: the run library: one run, start to finish, one file per step; the CLI, the
 //!   scheduler and the service drive it with an event sink and a stop handle;
+//! - [`schedule`]: scheduled unattended runs (`schedules/NAME.yaml`, `airlock schedule`);
 //! - [`outcome`]: how a run ends and the exit code of each ending (one table);
 //! - [`cli`]: the command-line shell around all of it.
 
@@ -43,6 +44,7 @@ pub mod record;
 pub mod root;
 pub mod run;
 pub mod scan;
+pub mod schedule;
 pub mod secrets;
 pub mod shell;
 pub mod trusted;

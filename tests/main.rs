@@ -17,6 +17,7 @@ mod images;
 mod network;
 mod proxy;
 mod run;
+mod schedule;
 mod secrets;
 mod sweep;
 mod trusted;

@@ -8,6 +8,8 @@ mod gc;
 mod image;
 mod proxy;
 mod run;
+mod runs;
+mod schedule;
 mod secrets;
 mod shell;
 
@@ -50,6 +52,12 @@ enum Command {
     Run(run::RunArgs),
     /// Remove containers, networks and volumes that dead runs left behind.
     Gc(gc::GcArgs),
+    /// Scheduled unattended runs (schedules/NAME.yaml).
+    #[command(subcommand)]
+    Schedule(schedule::ScheduleCommand),
+    /// The run records (.airlock/runs/).
+    #[command(subcommand)]
+    Runs(runs::RunsCommand),
     /// Open a shell in a kept run's final state (offline, no secrets).
     Shell(shell::ShellArgs),
     /// Run the egress proxy (started by runs with an agent network allowlist).
@@ -127,6 +135,9 @@ pub(super) fn outcome_of(err: &anyhow::Error) -> Outcome {
                 .is_some()
             || cause.downcast_ref::<crate::root::RootError>().is_some()
             || cause.downcast_ref::<crate::proxy::ProxyError>().is_some()
+            || cause
+                .downcast_ref::<crate::schedule::state::StateError>()
+                .is_some()
         {
             return Outcome::ConfigError;
         }
@@ -142,6 +153,8 @@ async fn dispatch(command: Command, g: Globals) -> anyhow::Result<i32> {
         Command::Run(a) => run::run(a, &g).await,
         Command::Gc(a) => gc::run(a, &g).await,
         Command::Shell(a) => shell::run(a, &g).await,
+        Command::Schedule(c) => schedule::run(c, &g).await,
+        Command::Runs(c) => runs::run(c, &g).await,
         Command::Proxy(a) => proxy::run(a).await,
     }
 }

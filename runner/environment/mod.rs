@@ -27,13 +27,16 @@ use std::time::Duration;
 use serde::de::{Deserialize, DeserializeSeed};
 
 pub use error::{display_path, EnvError};
+// What other YAML readers of the config root (schedules/) share with this one: the encoded
+// in-visitor problem, its decoding into file:line:col errors, suggestions, the depth cap.
+pub(crate) use error::{did_you_mean, from_yaml, shown, Expect, Fail};
+pub(crate) use values::duration;
 pub use values::{
     canonical as canonical_ip, is_name, is_reserved_secret_name, show_duration, show_size,
     var_fits, AddressClass, Cidr, HostPattern, Method, Target, MAX_VAR_LEN, METHODS, WORKSPACE,
 };
 
 use crate::root::ConfigRoot;
-use error::{did_you_mean, shown};
 
 /// Where the agent phase may reach.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -351,7 +354,7 @@ fn plain_exports(script: &str) -> Vec<String> {
         .collect()
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, EnvError> {
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>, EnvError> {
     let fail = |what: String| {
         EnvError::new(what)
             .in_file(path)
@@ -375,7 +378,10 @@ fn read(path: &Path) -> Result<Vec<u8>, EnvError> {
 /// The one way airlock reads YAML: `text` (already under the size cap) measured for nesting
 /// first, so serde_yaml, whose time grows with the square of the depth, never sees a text
 /// nested past [`nesting::MAX_DEPTH`] levels.
-fn yaml<'de>(path: &Path, text: &'de str) -> Result<serde_yaml::Deserializer<'de>, EnvError> {
+pub(crate) fn yaml<'de>(
+    path: &Path,
+    text: &'de str,
+) -> Result<serde_yaml::Deserializer<'de>, EnvError> {
     nesting::check(text).map_err(|at| {
         EnvError::new(format!(
             "the YAML nests more than {} levels deep here",
@@ -389,7 +395,7 @@ fn yaml<'de>(path: &Path, text: &'de str) -> Result<serde_yaml::Deserializer<'de
 }
 
 /// 1-based line and column just after `before`.
-fn line_column(before: &[u8]) -> (usize, usize) {
+pub(crate) fn line_column(before: &[u8]) -> (usize, usize) {
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
     let column = before.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
     (line, column)
