@@ -170,6 +170,22 @@ fn summary(env: &Environment, root: Option<&ConfigRoot>) -> String {
     );
     line("setup", setup);
     line("persist", none(&env.persist));
+    if let Some(c) = &env.cache {
+        line(
+            "cache",
+            format!(
+                "on: ttl {}, max_size {}, key_files {}; maintenance {}",
+                environment::show_duration(c.ttl),
+                environment::show_size(c.max_size),
+                none(&c.key_files),
+                if env.maintenance.is_some() {
+                    "script"
+                } else {
+                    "none"
+                }
+            ),
+        );
+    }
     line("ca", none(&cas));
     line(
         "runtime",

@@ -90,6 +90,8 @@ fn every_key_is_read() {
             output_size: 256 << 20,
         },
         runtime: Some("runsc".into()),
+        cache: None,
+        maintenance: None,
         warnings: vec![],
     };
     assert_eq!(env, expected);

@@ -32,6 +32,8 @@ pub struct Ready {
     pub owner: String,
     /// What a later setup phase trusts: read-only to the agent, held back from the patch.
     pub trusted: Trusted,
+    /// The setup cache's key and entry, when the environment has a cache.
+    pub cache: Option<crate::cache::Lookup>,
 }
 
 pub async fn prepare(root: &ConfigRoot, task: &Task, opts: &Options) -> Result<Ready, RunError> {
@@ -106,6 +108,7 @@ pub async fn prepare(root: &ConfigRoot, task: &Task, opts: &Options) -> Result<R
     );
     let image = image.map_err(RunError::Image)?.image;
     sweep?;
+    let cache = crate::cache::look_up(root, task, opts, &image.id, &ca, &secrets).await?;
     Ok(Ready {
         image,
         secrets,
@@ -113,10 +116,11 @@ pub async fn prepare(root: &ConfigRoot, task: &Task, opts: &Options) -> Result<R
         ca,
         owner: cleanup::owner_id(),
         trusted,
+        cache,
     })
 }
 
-fn read_ca(sources: &[CaSource]) -> Result<Vec<(String, Vec<u8>)>, RunError> {
+pub(crate) fn read_ca(sources: &[CaSource]) -> Result<Vec<(String, Vec<u8>)>, RunError> {
     let mut ca = Vec::new();
     for (i, source) in sources.iter().enumerate() {
         let path = match source {
