@@ -4,6 +4,7 @@
 mod harness;
 
 mod attacks;
+mod cache;
 mod concurrency;
 mod env_check;
 mod env_network;

@@ -81,10 +81,11 @@ pub async fn prepare(root: &ConfigRoot, task: &Task, opts: &Options) -> Result<R
             )));
         }
     }
-    if let Some(script) = &env.setup {
+    for (which, script) in [("setup", &env.setup), ("maintenance", &env.maintenance)] {
+        let Some(script) = script else { continue };
         if let Some(hit) = scanner.scan_bytes(script.as_bytes()) {
             return Err(RunError::Config(format!(
-                "{}: the setup script contains the value of secret {}\n  fix: refer to it as ${}",
+                "{}: the {which} script contains the value of secret {}\n  fix: refer to it as ${}",
                 env.path.display(),
                 hit.secret,
                 hit.secret
