@@ -158,11 +158,11 @@ fn each_change_is_named_in_the_miss() {
     ]);
     let tiny = tiny.lines().next().expect("the tiny image").to_string();
     let tag = format!("airlock-test-cache-{}:latest", std::process::id());
-    let build = |n: u32| {
+    let build = |n: u32| -> String {
         let mut child = std::process::Command::new("docker")
             .args(["build", "-q", "-t", &tag, "-"])
             .stdin(Stdio::piped())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .spawn()
             .unwrap();
         use std::io::Write;
@@ -172,18 +172,23 @@ fn each_change_is_named_in_the_miss() {
             .unwrap()
             .write_all(format!("FROM {tiny}\nLABEL airlock.test.rebuild={n}\n").as_bytes())
             .unwrap();
-        assert!(child.wait().unwrap().success(), "docker build");
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "docker build");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
-    build(1);
-    struct Image(String);
-    impl Drop for Image {
+    /// The test's images, removed however it ends (by id: a rebuild leaves the first untagged).
+    struct Images(Vec<String>);
+    impl Drop for Images {
         fn drop(&mut self) {
-            let _ = std::process::Command::new("docker")
-                .args(["rmi", "-f", &self.0])
-                .output();
+            for id in &self.0 {
+                let _ = std::process::Command::new("docker")
+                    .args(["rmi", "-f", id])
+                    .output();
+            }
         }
     }
-    let _image = Image(tag.clone());
+    let mut images = Images(vec![tag.clone()]);
+    images.0.push(build(1));
     let env = |setup: &str, var: &str, maintenance: &str| {
         format!(
             "image: {tag}\nenv:\n  A: \"{var}\"\nsecrets: [API_TOKEN]\ncache:\n  key_files: [requirements.txt]\nsetup: |\n  echo setup-ran {setup}\nmaintenance: |\n  echo {maintenance}\n"
@@ -226,7 +231,7 @@ fn each_change_is_named_in_the_miss() {
         .never_prints(SECRET.as_bytes());
     let report = std::fs::read(f.out().join("report.json")).unwrap();
     assert!(!contains(&report, new_value.as_bytes()));
-    build(2);
+    images.0.push(build(2));
     run();
     assert_eq!(reason(&f), "image rebuilt");
     run();

@@ -218,6 +218,12 @@ pub fn restore_script(env: &Environment) -> String {
     s
 }
 
+/// Whether the boundary's sweep can be skipped: a hit with no maintenance script, where
+/// nothing but airlock's restore ran in the setup container (see `run::boundary`).
+pub fn nothing_to_sweep(ready: &Ready, env: &Environment) -> bool {
+    ready.cache.as_ref().is_some_and(|c| c.hit.is_some()) && env.maintenance.is_none()
+}
+
 /// The mount of a hit's entry in the setup container.
 pub fn entry_mount(entry: &Entry) -> crate::engine::VolumeMount {
     crate::engine::VolumeMount {

@@ -351,3 +351,68 @@ fn network_errors_point_at_the_entry() {
     assert_eq!(err.key.as_deref(), Some("agent.network.methods[1]"));
     assert_eq!(err.fix.as_deref(), Some("write GET"));
 }
+
+#[test]
+fn the_cache_is_off_unless_its_key_is_there_and_checked_in_place() {
+    assert_eq!(load_text("image: tiny\n").unwrap().cache, None);
+    let env = load_text("image: tiny\ncache:\n").unwrap();
+    assert_eq!(env.cache, Some(CacheSettings::default()));
+    let env = load_text(
+        "image: tiny\ncache:\n  ttl: 90m\n  max_size: 2g\n  key_files: [requirements.txt, app/Cargo.lock/]\nmaintenance: |\n  pip install -r requirements.txt\n",
+    )
+    .unwrap();
+    let c = env.cache.unwrap();
+    assert_eq!(c.ttl, Duration::from_secs(5400));
+    assert_eq!(c.max_size, 2 << 30);
+    assert_eq!(c.key_files, ["requirements.txt", "app/Cargo.lock"]);
+    assert_eq!(
+        env.maintenance.as_deref(),
+        Some("pip install -r requirements.txt\n")
+    );
+    for (text, line, key, what) in [
+        (
+            "image: tiny\ncache:\n  ttl: 12\n",
+            3,
+            "cache.ttl",
+            "no unit",
+        ),
+        (
+            "image: tiny\ncache:\n  key_files: [a, ../x]\n",
+            3,
+            "cache.key_files[1]",
+            "not a normalised path",
+        ),
+        (
+            "image: tiny\ncache:\n  key_files: [/etc/x]\n",
+            3,
+            "cache.key_files[0]",
+            "absolute",
+        ),
+        (
+            "image: tiny\ncache:\n  key_files: [a, a]\n",
+            3,
+            "cache.key_files[1]",
+            "listed twice",
+        ),
+        (
+            "image: tiny\ncache:\n  tll: 1h\n",
+            3,
+            "cache.tll",
+            "unknown key",
+        ),
+        ("image: tiny\nttl: 1h\n", 2, "ttl", "unknown key"),
+    ] {
+        let err = load_text(text).unwrap_err();
+        let shown = err.to_string();
+        assert_eq!(err.line, Some(line), "{shown}");
+        assert!(shown.contains(&format!("{key}: ")), "{shown}");
+        assert!(shown.contains(what), "{shown}");
+        assert!(shown.contains("fix: "), "{shown}");
+    }
+    let env = load_text("image: tiny\nmaintenance: echo hi\n").unwrap();
+    assert!(
+        env.warnings[0].contains("no `cache:` key"),
+        "{:?}",
+        env.warnings
+    );
+}
