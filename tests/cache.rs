@@ -18,6 +18,7 @@ cache:
 setup: |
   echo setup-ran
   mkdir -p /opt/deps && echo dep > /opt/deps/lib
+  d=/opt/deps/$(printf '%040d' 0)/$(printf '%046d' 0) && mkdir -p $d && echo deep > $d/f
   mkdir -p .venv && echo venv > .venv/marker
   echo by-setup > edited.txt
   rm -f gone.txt
@@ -84,7 +85,7 @@ fn a_second_run_hits_and_the_agent_sees_what_setup_left_over_the_current_workspa
         f: &f,
         envs: vec!["c"],
     };
-    let agent = "cat /opt/deps/lib .venv/marker edited.txt main.txt; ls gone.txt 2>&1; echo \"var=$FROM_SETUP\"";
+    let agent = "cat /opt/deps/*/*/f /opt/deps/lib .venv/marker edited.txt main.txt; ls gone.txt 2>&1; echo \"var=$FROM_SETUP\"";
     let out = f.run("c", &["sh", "-c", agent]).run().success();
     let c = cached(&f);
     assert_eq!(c["hit"], false, "{c:#}");
@@ -113,6 +114,7 @@ fn a_second_run_hits_and_the_agent_sees_what_setup_left_over_the_current_workspa
         "{stderr}"
     );
     for line in [
+        "agent | deep",
         "agent | dep",
         "agent | venv",
         "agent | by-setup",

@@ -385,8 +385,21 @@ fn filter(reader: impl Read, keep: &Keep, env: &[u8]) -> std::io::Result<(std::f
         let name = std::path::PathBuf::from(
             <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&name),
         );
-        let mut header = entry.header().clone();
-        let kind = header.entry_type();
+        // A fresh header with the entry's metadata: a copied ustar header would keep its
+        // `prefix` field, which the new name would then be read under.
+        let from = entry.header();
+        let kind = from.entry_type();
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(kind);
+        header.set_mode(from.mode()?);
+        header.set_uid(from.uid().unwrap_or(0));
+        header.set_gid(from.gid().unwrap_or(0));
+        header.set_mtime(from.mtime().unwrap_or(0));
+        header.set_size(if kind.is_file() || kind == tar::EntryType::Continuous {
+            entry.size()
+        } else {
+            0
+        });
         match kind {
             tar::EntryType::Link | tar::EntryType::Symlink => {
                 let link = entry
@@ -425,6 +438,9 @@ fn filter(reader: impl Read, keep: &Keep, env: &[u8]) -> std::io::Result<(std::f
         let mut h = tar::Header::new_gnu();
         h.set_size(data.len() as u64);
         h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
         h.set_entry_type(tar::EntryType::Regular);
         out.append_data(&mut h, name, data)?;
     }
@@ -572,6 +588,66 @@ mod tests {
         assert!(keep.keeps(b".venv"));
         assert!(!keep.keeps(b".git/config"));
         assert_eq!(keep.deleted(), b"old\n");
+    }
+
+    #[test]
+    fn the_entry_tar_keeps_long_names_whole_and_drops_what_setup_did_not_change() {
+        let deep = format!("from/persist0/{}/file.py", "d".repeat(90));
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in [
+            ("from/", None),
+            ("from/workspace/", None),
+            ("from/workspace/host.txt", Some(&b"host"[..])),
+            ("from/workspace/gen.txt", Some(b"gen")),
+            ("from/persist0/", None),
+            (deep.as_str(), Some(b"deep")),
+        ] {
+            // ustar headers, as the engine writes them: long paths go to the prefix field.
+            let mut h = tar::Header::new_ustar();
+            h.set_mode(0o644);
+            h.set_uid(1000);
+            h.set_gid(1000);
+            h.set_mtime(1);
+            match data {
+                Some(d) => {
+                    h.set_entry_type(tar::EntryType::Regular);
+                    h.set_size(d.len() as u64);
+                    b.append_data(&mut h, name, d).unwrap();
+                }
+                None => {
+                    h.set_entry_type(tar::EntryType::Directory);
+                    h.set_size(0);
+                    b.append_data(&mut h, name, &b""[..]).unwrap();
+                }
+            }
+        }
+        let input = b.into_inner().unwrap();
+        let keep = Keep {
+            before: manifest(&[("host.txt", file(1))]),
+            after: manifest(&[("host.txt", file(1)), ("gen.txt", file(2))]),
+        };
+        let (mut out, size) = filter(&input[..], &keep, b"A=1\n").unwrap();
+        let mut bytes = Vec::new();
+        out.read_to_end(&mut bytes).unwrap();
+        let mut names = Vec::new();
+        for e in tar::Archive::new(&bytes[..]).entries().unwrap() {
+            let e = e.unwrap();
+            assert!(e.header().uid().unwrap() == 1000 || e.header().uid().unwrap() == 0);
+            names.push(String::from_utf8(e.path_bytes().into_owned()).unwrap());
+        }
+        let long = format!("persist0/{}/file.py", "d".repeat(90));
+        assert_eq!(
+            names,
+            [
+                "workspace",
+                "workspace/gen.txt",
+                "persist0",
+                &long,
+                "env",
+                "deleted"
+            ]
+        );
+        assert_eq!(size, 7);
     }
 
     #[test]

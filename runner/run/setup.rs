@@ -256,7 +256,10 @@ fn program(env: &Environment, ready: &Ready, marker: &str, hit: bool) -> Zeroizi
     p.push(b'\n');
     // A list of quoted paths, itself quoted, for `eval "set -- $airlock_paths"`.
     let mut paths = shell_quote(WORKSPACE.as_bytes());
-    for path in &env.persist {
+    // On a hit with no maintenance script the persist paths are the entry's copies, whose
+    // files were handed to the agent's user when the entry was made (`cp -a` keeps owners).
+    let restored_only = hit && env.maintenance.is_none();
+    for path in env.persist.iter().filter(|_| !restored_only) {
         paths.push(b' ');
         paths.extend_from_slice(&shell_quote(path.as_bytes()));
     }
