@@ -97,7 +97,8 @@ pub async fn run(
             skipped.display()
         )));
     }
-    if !ready.ca.is_empty() {
+    // CA certificates serve the network: a hit with no maintenance script has none.
+    if !ready.ca.is_empty() && online {
         engine.upload(&id, "/", ca_tar(&ready.ca)).await?;
     }
     run.lap("workspace uploaded");
@@ -274,7 +275,7 @@ fn program(env: &Environment, ready: &Ready, marker: &str, hit: bool) -> Zeroizi
     p.extend_from_slice(b"airlock_trusted=");
     p.extend_from_slice(&shell_quote(&trusted));
     p.push(b'\n');
-    if !ready.ca.is_empty() {
+    if !ready.ca.is_empty() && !restored_only {
         p.extend_from_slice(CA_SETUP.as_bytes());
     }
     p.extend_from_slice(RUN_SCRIPT.as_bytes());
