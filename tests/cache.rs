@@ -78,6 +78,33 @@ fn objects_of(key: &str) -> (usize, usize) {
 }
 
 #[test]
+fn env_check_suggests_the_cache_when_the_last_setup_was_slow() {
+    let f = Fixture::new();
+    f.env("slow", "image: tiny\nsetup: |\n  sleep 45\n");
+    f.env("quick", "image: tiny\nsetup: |\n  true\n");
+    for (id, env, ms) in [
+        ("20261201-000000-aaaaaa", "slow", 45_000),
+        ("20261201-000001-bbbbbb", "quick", 900),
+    ] {
+        f.root.write(
+            &format!(".airlock/runs/{id}/report.json"),
+            format!("{{\"environment\": {{\"name\": \"{env}\"}}, \"setup\": {{\"duration_ms\": {ms}}}}}"),
+        );
+    }
+    let out = Test::new()
+        .root(&f.root)
+        .args(["env", "check", "slow", "quick"])
+        .run()
+        .success();
+    let stdout = out.stdout();
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("  cache")).collect::<Vec<_>>(),
+        ["  cache    off; the last run's setup took 45s: `cache:` would let the next runs reuse what it left (see envs/README.md)"],
+        "{stdout}"
+    );
+}
+
+#[test]
 fn a_second_run_hits_and_the_agent_sees_what_setup_left_over_the_current_workspace() {
     let f = fixture();
     f.env("c", ENV);

@@ -94,6 +94,30 @@ impl Lookup {
     }
 }
 
+/// How long the setup phase of the newest recorded run of `env` took (of the last 50 records
+/// under the config root), for `env check` to suggest the cache when setup is slow.
+pub fn last_setup_duration(
+    root: &crate::root::ConfigRoot,
+    env: &str,
+) -> Option<std::time::Duration> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root.runs_dir())
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
+    dirs.sort();
+    dirs.reverse();
+    dirs.iter().take(50).find_map(|d| {
+        let text = std::fs::read_to_string(d.join("report.json")).ok()?;
+        let r: serde_json::Value = serde_json::from_str(&text).ok()?;
+        if r["environment"]["name"] != env || r["cache"]["hit"] == true {
+            return None;
+        }
+        let ms = r["setup"]["duration_ms"].as_u64()?;
+        Some(std::time::Duration::from_millis(ms))
+    })
+}
+
 /// Hit or miss, and why: `entries` are the config root's, newest first.
 pub fn decide(
     entries: &[Entry],
