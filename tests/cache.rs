@@ -433,7 +433,7 @@ fn a_failing_maintenance_script_is_a_setup_failure_and_the_entry_stays() {
     f.run("f", &["true"]).run().success();
     let key = cached(&f)["key"].as_str().unwrap().to_string();
     let out = f.run("f", &["true"]).run().code(80);
-    out.stderr_has("setup failed: its script exited with code 3")
+    out.stderr_has("setup failed: the maintenance script (cache hit) exited with code 3")
         .stderr_has("setup | maintenance-has-the-secret")
         .never_prints(SECRET.as_bytes());
     let report = f.report();

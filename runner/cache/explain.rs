@@ -17,6 +17,7 @@ pub fn changes(then: &Parts, now: &Parts) -> String {
         ("setup", "setup script changed"),
         ("maintenance", "maintenance script changed"),
         ("persist", "persist paths changed"),
+        ("user", "agent.user changed"),
         ("ca", "CA certificates changed"),
     ];
     for (part, words) in fixed {

@@ -1,7 +1,7 @@
 //! The cache key: every input of the setup phase that can change what crosses, one digest
 //! per part, so a miss can say which part changed ([`super::explain`]).
 //!
-//! Parts are named `image`, `setup`, `maintenance`, `persist`, `ca`, `env:NAME`,
+//! Parts are named `image`, `setup`, `maintenance`, `persist`, `user`, `ca`, `env:NAME`,
 //! `file:PATH` (a `key_files` entry; its digest is `absent` when the workspace has no such
 //! file) and `secret:NAME`. A secret's part is an HMAC-SHA256 of its value under the cache
 //! key file that lives beside the age identity ([`hmac_key`]): the labels the entry carries
@@ -47,6 +47,8 @@ pub fn parts(i: &Inputs<'_>) -> std::io::Result<Parts> {
         digest(env.maintenance.as_deref().unwrap_or("")),
     );
     p.insert("persist".into(), digest(&env.persist.join("\n")));
+    // What crosses is handed to the agent's user when the entry is made.
+    p.insert("user".into(), digest(&env.agent.user));
     let mut ca = Sha256::new();
     for (name, pem) in i.ca {
         ca.update((name.len() as u64).to_le_bytes());

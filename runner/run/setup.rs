@@ -142,7 +142,12 @@ pub async fn run(
             )
         } else {
             format!(
-                "setup failed: its script exited with code {}{}",
+                "setup failed: {} exited with code {}{}",
+                if hit.is_some() {
+                    "the maintenance script (cache hit)"
+                } else {
+                    "its script"
+                },
                 end.exited.code,
                 if end.exited.oom_killed {
                     format!(" after running out of memory: {}", super::oom_note(env))
