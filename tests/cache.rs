@@ -53,6 +53,7 @@ fn fixture() -> Fixture {
     f.ws_file("edited.txt", "by-host\n");
     f.ws_file("gone.txt", "setup removes me\n");
     f.ws_file("main.txt", "v1\n");
+    f.ws_file("docs/readme.txt", "docs\n");
     f
 }
 
@@ -112,7 +113,7 @@ fn a_second_run_hits_and_the_agent_sees_what_setup_left_over_the_current_workspa
         f: &f,
         envs: vec!["c"],
     };
-    let agent = "cat /opt/deps/*/*/f /opt/deps/lib .venv/marker edited.txt main.txt; ls gone.txt 2>&1; echo \"var=$FROM_SETUP\"";
+    let agent = "cat /opt/deps/*/*/f /opt/deps/lib .venv/marker edited.txt main.txt; ls gone.txt 2>&1; ls -d docs 2>&1; echo \"var=$FROM_SETUP\"";
     let out = f.run("c", &["sh", "-c", agent]).run().success();
     let c = cached(&f);
     assert_eq!(c["hit"], false, "{c:#}");
@@ -129,6 +130,7 @@ fn a_second_run_hits_and_the_agent_sees_what_setup_left_over_the_current_workspa
     // The host workspace changed in a file that is not a key file: still a hit, and the
     // agent sees the host's new file with setup's changes over the rest.
     f.ws_file("main.txt", "v2\n");
+    std::fs::remove_dir_all(f.ws.join("docs")).unwrap();
     let out = f.run("c", &["sh", "-c", agent]).run().success();
     let c = cached(&f);
     assert_eq!(c["hit"], true, "{c:#}");
@@ -154,6 +156,8 @@ fn a_second_run_hits_and_the_agent_sees_what_setup_left_over_the_current_workspa
         );
     }
     assert!(stderr.contains("gone.txt: No such file"), "{stderr}");
+    // A folder the host removed since stays removed: the entry holds only setup's changes.
+    assert!(stderr.contains("docs: No such file"), "{stderr}");
     let report = f.report();
     assert_eq!(
         report["network"]["setup"],

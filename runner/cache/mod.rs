@@ -336,13 +336,23 @@ pub async fn after_boundary(
                 }
             }
         }
-        Ok(store::Filled::Lost) => run.events.event(&Event::Note(format!(
-            "cache: another run saved {} at the same time; its entry is kept",
-            store::short(&lookup.key)
-        ))),
-        Err(e) => run.events.event(&Event::Warning(format!(
-            "cache: could not save what crossed (the next run will miss): {e}"
-        ))),
+        Ok(store::Filled::Lost) => {
+            if let Some(c) = report.cache.as_mut() {
+                c.saved = Some(false);
+            }
+            run.events.event(&Event::Note(format!(
+                "cache: another run saved {} at the same time; its entry is kept",
+                store::short(&lookup.key)
+            )))
+        }
+        Err(e) => {
+            if let Some(c) = report.cache.as_mut() {
+                c.saved = Some(false);
+            }
+            run.events.event(&Event::Warning(format!(
+                "cache: could not save what crossed (the next run will miss): {e}"
+            )))
+        }
     }
 }
 

@@ -28,7 +28,7 @@ use crate::boundary::{Root, RootKind};
 use crate::engine::{
     labels, ContainerSpec, Engine, EngineError, Network, Object, ObjectKind, VolumeMount,
 };
-use crate::workspace::{blocking_reader, is_git_path, Entry as WsEntry, Manifest};
+use crate::workspace::{blocking_reader, is_git_path, Manifest};
 
 use super::key::Parts;
 
@@ -275,10 +275,7 @@ async fn copy_in(engine: &dyn Engine, f: &Fill<'_>, data: &str) -> Result<u64, E
     let id = engine.create_container(&spec).await?;
     let result = async {
         let reader = blocking_reader(Box::pin(engine.download(&id, "/from")));
-        let keep = Keep {
-            before: f.before.clone(),
-            after: f.after.clone(),
-        };
+        let keep = Keep::new(f.before.clone(), f.after.clone());
         let env_file = env_file(f.handed);
         let other = |m: String| EngineError::Other {
             doing: "filling the cache entry".into(),
@@ -301,22 +298,54 @@ async fn copy_in(engine: &dyn Engine, f: &Fill<'_>, data: &str) -> Result<u64, E
     Ok(size)
 }
 
-/// What of the workspace an entry keeps: what setup added or changed, and every folder.
+/// What of the workspace an entry keeps: what setup added or changed, and the folders
+/// that hold it (with their state after setup); never a folder only the host had.
 struct Keep {
     before: Manifest,
     after: Manifest,
+    /// Folders above something kept.
+    parents: std::collections::HashSet<Vec<u8>>,
 }
 
 impl Keep {
-    fn keeps(&self, rel: &[u8]) -> bool {
+    fn new(before: Manifest, after: Manifest) -> Keep {
+        let mut keep = Keep {
+            before,
+            after,
+            parents: Default::default(),
+        };
+        let kept: Vec<Vec<u8>> = keep
+            .after
+            .entries
+            .keys()
+            .filter(|p| keep.changed(p))
+            .cloned()
+            .collect();
+        for path in kept {
+            let mut p = &path[..];
+            while let Some(i) = p.iter().rposition(|&b| b == b'/') {
+                p = &p[..i];
+                if !keep.parents.insert(p.to_vec()) {
+                    break;
+                }
+            }
+        }
+        keep
+    }
+
+    /// Added or changed by setup (a folder: made by setup).
+    fn changed(&self, rel: &[u8]) -> bool {
         if is_git_path(rel) {
             return false;
         }
         match self.after.entries.get(rel) {
-            Some(WsEntry::Dir) => true,
             Some(e) => self.before.entries.get(rel) != Some(e),
             None => false,
         }
+    }
+
+    fn keeps(&self, rel: &[u8]) -> bool {
+        self.changed(rel) || !is_git_path(rel) && self.parents.contains(rel)
     }
 
     /// Workspace paths setup removed, one per line (a name with a line break can't be
@@ -553,6 +582,7 @@ pub fn hits(root_dir: &Path, key: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::workspace::Entry as WsEntry;
 
     fn manifest(items: &[(&str, WsEntry)]) -> Manifest {
         Manifest {
@@ -573,19 +603,28 @@ mod tests {
 
     #[test]
     fn an_entry_keeps_what_setup_changed_and_lists_what_it_removed() {
-        let keep = Keep {
-            before: manifest(&[("src", WsEntry::Dir), ("src/a", file(1)), ("old", file(2))]),
-            after: manifest(&[
+        let keep = Keep::new(
+            manifest(&[
                 ("src", WsEntry::Dir),
                 ("src/a", file(1)),
-                ("src/gen", file(3)),
-                (".venv", WsEntry::Dir),
+                ("old", file(2)),
+                ("docs", WsEntry::Dir),
             ]),
-        };
+            manifest(&[
+                ("src", WsEntry::Dir),
+                ("src/a", file(1)),
+                ("src/deep", WsEntry::Dir),
+                ("src/deep/gen", file(3)),
+                (".venv", WsEntry::Dir),
+                ("docs", WsEntry::Dir),
+            ]),
+        );
         assert!(!keep.keeps(b"src/a"));
-        assert!(keep.keeps(b"src/gen"));
-        assert!(keep.keeps(b"src"));
+        assert!(keep.keeps(b"src/deep/gen"));
+        assert!(keep.keeps(b"src/deep"));
+        assert!(keep.keeps(b"src"), "a folder above a kept file");
         assert!(keep.keeps(b".venv"));
+        assert!(!keep.keeps(b"docs"), "a folder only the host had");
         assert!(!keep.keeps(b".git/config"));
         assert_eq!(keep.deleted(), b"old\n");
     }
@@ -622,10 +661,10 @@ mod tests {
             }
         }
         let input = b.into_inner().unwrap();
-        let keep = Keep {
-            before: manifest(&[("host.txt", file(1))]),
-            after: manifest(&[("host.txt", file(1)), ("gen.txt", file(2))]),
-        };
+        let keep = Keep::new(
+            manifest(&[("host.txt", file(1))]),
+            manifest(&[("host.txt", file(1)), ("gen.txt", file(2))]),
+        );
         let (mut out, size) = filter(&input[..], &keep, b"A=1\n").unwrap();
         let mut bytes = Vec::new();
         out.read_to_end(&mut bytes).unwrap();
