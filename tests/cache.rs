@@ -412,6 +412,10 @@ fn two_runs_filling_one_key_at_once_leave_one_entry_and_a_third_run_hits() {
     let key = ra["cache"]["key"].as_str().unwrap().to_string();
     assert_eq!(rb["cache"]["key"], key.as_str());
     assert_eq!(objects_of(&key), (1, 1), "exactly one entry remains");
+    // Both filled; one published, the other found it and discarded its own.
+    let mut saved = [&ra, &rb].map(|r| r["cache"]["saved"].as_bool());
+    saved.sort();
+    assert_eq!(saved, [Some(false), Some(true)], "{ra:#}\n{rb:#}");
     f.run("p", &["cat", "/opt/deps/lib"])
         .run()
         .success()
