@@ -243,7 +243,9 @@ fn ca_tar(files: &[(String, Vec<u8>)]) -> crate::engine::ByteStream {
 /// On a cache hit the script is the maintenance script, after the entry is restored.
 fn program(env: &Environment, ready: &Ready, marker: &str, hit: bool) -> Zeroizing<Vec<u8>> {
     let mut p = Zeroizing::new(Vec::new());
-    for (name, value) in &ready.secrets {
+    // A hit with no maintenance script runs nothing that needs the secrets: none are sent.
+    let restored_only = hit && env.maintenance.is_none();
+    for (name, value) in ready.secrets.iter().filter(|_| !restored_only) {
         p.extend_from_slice(format!("export {name}=").as_bytes());
         p.extend_from_slice(&shell_quote(value.expose_secret()));
         p.push(b'\n');
@@ -264,7 +266,6 @@ fn program(env: &Environment, ready: &Ready, marker: &str, hit: bool) -> Zeroizi
     let mut paths = shell_quote(WORKSPACE.as_bytes());
     // On a hit with no maintenance script the persist paths are the entry's copies, whose
     // files were handed to the agent's user when the entry was made (`cp -a` keeps owners).
-    let restored_only = hit && env.maintenance.is_none();
     for path in env.persist.iter().filter(|_| !restored_only) {
         paths.push(b' ');
         paths.extend_from_slice(&shell_quote(path.as_bytes()));
