@@ -22,6 +22,7 @@
 //! - [`record`]: the run record (`report.json`, logs, `changes.patch`);
 //! - [`patch`]: the agent phase's workspace changes as a git patch;
 //! - [`proxy`]: the egress proxy that enforces an agent network allowlist (`airlock proxy`);
+//! - [`cache`]: the setup cache (`cache:` in an environment): repeat runs skip setup;
 //! - [`cleanup`]: removing what a run made, now (guards) or later (`airlock gc`);
 //! - [`run`]: the run library: one run, start to finish, one file per step; the CLI, the
 //!   scheduler and the service drive it with an event sink and a stop handle;
@@ -30,6 +31,7 @@
 //! - [`cli`]: the command-line shell around all of it.
 
 pub mod boundary;
+pub mod cache;
 pub mod cleanup;
 pub mod cli;
 pub mod console;

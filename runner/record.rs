@@ -231,6 +231,21 @@ pub struct Report {
     /// Tags the driver of the run gave it (e.g. `schedule: nightly`), for finding it later.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub labels: std::collections::BTreeMap<String, String>,
+    /// The setup cache, when the environment has one ([`crate::cache`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheReport>,
+}
+
+/// `report.json`'s `cache`: the key, whether it hit, and why not.
+#[derive(Debug, Clone, Serialize)]
+pub struct CacheReport {
+    pub key: String,
+    pub hit: bool,
+    /// Why the run did not hit (`setup script changed`, `no entry yet`, …); none on a hit.
+    pub reason: Option<String>,
+    /// Whether this run saved what crossed as the entry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub saved: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize)]

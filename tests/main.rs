@@ -4,6 +4,7 @@
 mod harness;
 
 mod attacks;
+mod cache;
 mod concurrency;
 mod egress;
 mod encodings;

@@ -170,6 +170,34 @@ fn summary(env: &Environment, root: Option<&ConfigRoot>) -> String {
     );
     line("setup", setup);
     line("persist", none(&env.persist));
+    let slow = |r: &ConfigRoot| {
+        crate::cache::last_setup_duration(r, &env.name).filter(|d| d.as_secs() >= 30)
+    };
+    if let (None, Some(took)) = (&env.cache, root.and_then(slow)) {
+        line(
+            "cache",
+            format!(
+                "off; the last run's setup took {}: `cache:` would let the next runs reuse what it left (see envs/README.md)",
+                crate::cache::explain::age_words(took)
+            ),
+        );
+    }
+    if let Some(c) = &env.cache {
+        line(
+            "cache",
+            format!(
+                "on: ttl {}, max_size {}, key_files {}; maintenance {}",
+                environment::show_duration(c.ttl),
+                environment::show_size(c.max_size),
+                none(&c.key_files),
+                if env.maintenance.is_some() {
+                    "script"
+                } else {
+                    "none"
+                }
+            ),
+        );
+    }
     line("ca", none(&cas));
     line(
         "runtime",

@@ -43,11 +43,20 @@ pub async fn run(args: GcArgs, _g: &Globals) -> anyhow::Result<i32> {
             report.kept.len()
         );
     }
-    if report.removed.is_empty() {
+    // The setup cache's broken objects: data volumes of fills that never finished.
+    let cache = crate::cache::store::gc(&*engine, args.dry_run).await?;
+    for name in &cache.removed {
+        println!("{verb} volume {name} (a cache entry whose fill never finished)");
+    }
+    if report.removed.is_empty() && cache.removed.is_empty() {
         println!("nothing to remove");
     }
-    for e in &report.errors {
+    for e in report.errors.iter().chain(&cache.errors) {
         eprintln!("airlock: error: {e}");
     }
-    Ok(if report.errors.is_empty() { 0 } else { 1 })
+    Ok(if report.errors.is_empty() && cache.errors.is_empty() {
+        0
+    } else {
+        1
+    })
 }

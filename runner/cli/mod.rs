@@ -2,6 +2,7 @@
 //! that turns its flags into library calls, and errors become exit codes in one place
 //! ([`main`]).
 
+mod cache;
 mod console;
 mod env;
 mod gc;
@@ -50,6 +51,9 @@ enum Command {
     Image(image::ImageCommand),
     /// Run a task: setup phase, boundary, agent phase.
     Run(run::RunArgs),
+    /// The setup cache: list, explain, remove and prune entries.
+    #[command(subcommand)]
+    Cache(cache::CacheCommand),
     /// Remove containers, networks and volumes that dead runs left behind.
     Gc(gc::GcArgs),
     /// Scheduled unattended runs (schedules/NAME.yaml).
@@ -151,6 +155,7 @@ async fn dispatch(command: Command, g: Globals) -> anyhow::Result<i32> {
         Command::Secrets(c) => secrets::run(c, &g).await,
         Command::Image(c) => image::run(c, &g).await,
         Command::Run(a) => run::run(a, &g).await,
+        Command::Cache(c) => cache::run(c, &g).await,
         Command::Gc(a) => gc::run(a, &g).await,
         Command::Shell(a) => shell::run(a, &g).await,
         Command::Schedule(c) => schedule::run(c, &g).await,

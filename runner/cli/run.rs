@@ -45,6 +45,12 @@ pub struct RunArgs {
     /// The age identity file for the environment's secrets [default: AIRLOCK_IDENTITY, else ~/.config/airlock/identity.txt]
     #[arg(long, value_name = "FILE")]
     pub identity: Option<PathBuf>,
+    /// Don't use the setup cache for this run: run setup, save nothing.
+    #[arg(long, conflicts_with = "refresh_cache")]
+    pub no_cache: bool,
+    /// Run setup even when the cache has an entry, and replace that entry.
+    #[arg(long)]
+    pub refresh_cache: bool,
     /// The command the agent phase runs (argv, not a shell string: use `bash -c '...'` for shell syntax).
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub command: Vec<String>,
@@ -119,6 +125,13 @@ async fn run_task(args: RunArgs, g: &Globals) -> anyhow::Result<i32> {
     opts.apply = args.apply;
     opts.apply_trusted = args.apply_trusted;
     opts.identity = args.identity;
+    opts.cache = if args.no_cache {
+        crate::cache::Mode::Off
+    } else if args.refresh_cache {
+        crate::cache::Mode::Refresh
+    } else {
+        crate::cache::Mode::Use
+    };
     let watcher = tokio::spawn(signals.stop_on_signal(opts.stop.clone()));
     let done = run::execute(&root, task, opts).await;
     watcher.abort();

@@ -163,8 +163,34 @@ pub struct Environment {
     pub limits: Limits,
     /// An OCI runtime name for both phases (e.g. `runsc` for gVisor); None = engine default.
     pub runtime: Option<String>,
+    /// The setup cache (`cache:`); `None`: off (every run runs setup).
+    pub cache: Option<CacheSettings>,
+    /// Runs instead of `setup` on a cache hit (network on, secrets present).
+    pub maintenance: Option<String>,
     /// Non-fatal remarks (e.g. secrets listed with no setup script).
     pub warnings: Vec<String>,
+}
+
+/// `cache:`: what setup left is kept and reused while its key holds ([`crate::cache`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheSettings {
+    /// How long an entry is used, counted from when it was made.
+    pub ttl: Duration,
+    /// The most this environment's entries may hold together, bytes; oldest go first.
+    pub max_size: u64,
+    /// Workspace files (relative paths) whose contents are part of the key.
+    pub key_files: Vec<String>,
+}
+
+impl Default for CacheSettings {
+    /// ttl 12h, max_size 10g, no key files.
+    fn default() -> Self {
+        CacheSettings {
+            ttl: Duration::from_secs(12 * 3600),
+            max_size: 10 << 30,
+            key_files: Vec::new(),
+        }
+    }
 }
 
 /// Environment files larger than this are refused (a definition is a few hundred bytes).
@@ -305,6 +331,9 @@ pub fn load_in(root: Option<&ConfigRoot>, path: &Path) -> Result<Environment, En
             parsed.secrets.join(", ")
         ));
     }
+    if parsed.maintenance.is_some() && parsed.cache.is_none() {
+        warnings.push("a maintenance script is set but there is no `cache:` key: it runs only on a cache hit, so it never runs; add `cache:` or remove it".to_string());
+    }
     if parsed.root_user {
         warnings.push(format!(
             "agent.user is {:?}: the agent phase runs as root inside its container; prefer an unprivileged user such as \"{DEFAULT_USER}\"",
@@ -327,6 +356,8 @@ pub fn load_in(root: Option<&ConfigRoot>, path: &Path) -> Result<Environment, En
         agent: parsed.agent,
         limits: parsed.limits,
         runtime: parsed.runtime,
+        cache: parsed.cache,
+        maintenance: parsed.maintenance,
         warnings,
     })
 }
@@ -403,3 +434,8 @@ pub(crate) fn line_column(before: &[u8]) -> (usize, usize) {
 
 #[cfg(test)]
 mod tests;
+
+/// A size as the environment file reads one (`512m`, `10g`), for flags that take one.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    values::size(text).map_err(|f| f.to_string())
+}

@@ -90,6 +90,8 @@ fn every_key_is_read() {
             output_size: 256 << 20,
         },
         runtime: Some("runsc".into()),
+        cache: None,
+        maintenance: None,
         warnings: vec![],
     };
     assert_eq!(env, expected);
@@ -361,5 +363,70 @@ fn plain_exports_in_setup_are_warned_about_with_their_line() {
             "setup script line 2: `export PATH` sets PATH for the rest of the setup script only; the agent phase is a fresh shell and won't see it\n  fix: if the agent phase needs it, also write `echo \"PATH=$PATH\" >> $AIRLOCK_ENV`",
             "setup script line 3: `export A` sets A for the rest of the setup script only; the agent phase is a fresh shell and won't see it\n  fix: if the agent phase needs it, also write `echo \"A=$A\" >> $AIRLOCK_ENV`",
         ]
+    );
+}
+
+#[test]
+fn the_cache_is_off_unless_its_key_is_there_and_checked_in_place() {
+    assert_eq!(load_text("image: tiny\n").unwrap().cache, None);
+    let env = load_text("image: tiny\ncache:\n").unwrap();
+    assert_eq!(env.cache, Some(CacheSettings::default()));
+    let env = load_text(
+        "image: tiny\ncache:\n  ttl: 90m\n  max_size: 2g\n  key_files: [requirements.txt, app/Cargo.lock/]\nmaintenance: |\n  pip install -r requirements.txt\n",
+    )
+    .unwrap();
+    let c = env.cache.unwrap();
+    assert_eq!(c.ttl, Duration::from_secs(5400));
+    assert_eq!(c.max_size, 2 << 30);
+    assert_eq!(c.key_files, ["requirements.txt", "app/Cargo.lock"]);
+    assert_eq!(
+        env.maintenance.as_deref(),
+        Some("pip install -r requirements.txt\n")
+    );
+    for (text, line, key, what) in [
+        (
+            "image: tiny\ncache:\n  ttl: 12\n",
+            3,
+            "cache.ttl",
+            "no unit",
+        ),
+        (
+            "image: tiny\ncache:\n  key_files: [a, ../x]\n",
+            3,
+            "cache.key_files[1]",
+            "not a normalised path",
+        ),
+        (
+            "image: tiny\ncache:\n  key_files: [/etc/x]\n",
+            3,
+            "cache.key_files[0]",
+            "absolute",
+        ),
+        (
+            "image: tiny\ncache:\n  key_files: [a, a]\n",
+            3,
+            "cache.key_files[1]",
+            "listed twice",
+        ),
+        (
+            "image: tiny\ncache:\n  tll: 1h\n",
+            3,
+            "cache.tll",
+            "unknown key",
+        ),
+        ("image: tiny\nttl: 1h\n", 2, "ttl", "unknown key"),
+    ] {
+        let err = load_text(text).unwrap_err();
+        let shown = err.to_string();
+        assert_eq!(err.line, Some(line), "{shown}");
+        assert!(shown.contains(&format!("{key}: ")), "{shown}");
+        assert!(shown.contains(what), "{shown}");
+        assert!(shown.contains("fix: "), "{shown}");
+    }
+    let env = load_text("image: tiny\nmaintenance: echo hi\n").unwrap();
+    assert!(
+        env.warnings[0].contains("no `cache:` key"),
+        "{:?}",
+        env.warnings
     );
 }

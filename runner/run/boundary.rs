@@ -35,15 +35,25 @@ pub async fn cross(
     let (mounts, folders) = plan.sweep_mounts();
     let roots = plan.roots.clone();
     let shown = move |p: &[u8]| boundary::agent_path(&roots, p);
-    let sweep = sweep::run(
-        engine,
-        &run.names.run_id,
-        &ready.owner,
-        mounts,
-        folders,
-        &ready.scanner,
-        &shown,
-    );
+    // A cache hit with no maintenance script ran nothing but airlock's own copy: what it
+    // copied was swept when the entry was made, and the host workspace (packed as a tar)
+    // carries neither sockets nor extended attributes. So there is nothing to sweep.
+    let swept_already = crate::cache::nothing_to_sweep(ready, &run.task.env);
+    let sweep = async {
+        if swept_already {
+            return Ok(Vec::new());
+        }
+        sweep::run(
+            engine,
+            &run.names.run_id,
+            &ready.owner,
+            mounts,
+            folders,
+            &ready.scanner,
+            &shown,
+        )
+        .await
+    };
     let host_git = run.task.workspace.join(".git");
     let check = boundary::check(
         engine,

@@ -75,6 +75,8 @@ pub struct Options {
     pub identity: Option<PathBuf>,
     /// Tags for the record (`report.json`'s `labels`), e.g. `schedule: nightly`.
     pub labels: BTreeMap<String, String>,
+    /// How the run uses the setup cache (`--no-cache`, `--refresh-cache`).
+    pub cache: crate::cache::Mode,
 }
 
 impl Options {
@@ -91,6 +93,7 @@ impl Options {
             apply_trusted: Vec::new(),
             identity: None,
             labels: BTreeMap::new(),
+            cache: crate::cache::Mode::Use,
         }
     }
 }
@@ -124,7 +127,7 @@ pub struct Ctx<'a> {
 
 impl Ctx<'_> {
     /// Step timings, logged at `-v`: where a run's time goes (see bench/run).
-    fn lap(&self, step: &str) {
+    pub(crate) fn lap(&self, step: &str) {
         if let Ok(mut last) = self.laps.lock() {
             let now = Instant::now();
             tracing::debug!("{step}: {} ms", (now - *last).as_millis());
@@ -204,6 +207,10 @@ pub async fn execute(root: &ConfigRoot, task: Task, opts: Options) -> Finished {
         events: &*events,
         laps: std::sync::Mutex::new(Instant::now()),
     };
+    if let Some(cache) = &ready.cache {
+        report.cache = Some(cache.report());
+        events.event(&Event::Note(cache.line()));
+    }
     run.lap("prepare (secrets, engine, image)");
     run.checkpoint(&report);
 
@@ -259,6 +266,7 @@ async fn phases(
     };
     let (setup, egress) = tokio::try_join!(setup::run(run, ready, &plan, report), egress)?;
     let crossing = boundary::cross(run, ready, &plan, &setup, report).await?;
+    crate::cache::after_boundary(run, ready, &plan, &setup, &crossing, report).await;
     let agent = agent::run(run, ready, &plan, &crossing, egress, report).await?;
     let apply_failed = patch::collect(run, ready, &agent, &setup, &crossing, report).await?;
     outcome::of_agent(&run.task.env, &agent, apply_failed)
@@ -309,6 +317,7 @@ fn initial_report(run_id: &str, task: &Task, opts: &Options) -> Report {
         patch: None,
         kept: opts.keep,
         labels: opts.labels.clone(),
+        cache: None,
     }
 }
 

@@ -32,6 +32,8 @@ pub struct Ready {
     pub owner: String,
     /// What a later setup phase trusts: read-only to the agent, held back from the patch.
     pub trusted: Trusted,
+    /// The setup cache's key and entry, when the environment has a cache.
+    pub cache: Option<crate::cache::Lookup>,
 }
 
 pub async fn prepare(root: &ConfigRoot, task: &Task, opts: &Options) -> Result<Ready, RunError> {
@@ -79,10 +81,11 @@ pub async fn prepare(root: &ConfigRoot, task: &Task, opts: &Options) -> Result<R
             )));
         }
     }
-    if let Some(script) = &env.setup {
+    for (which, script) in [("setup", &env.setup), ("maintenance", &env.maintenance)] {
+        let Some(script) = script else { continue };
         if let Some(hit) = scanner.scan_bytes(script.as_bytes()) {
             return Err(RunError::Config(format!(
-                "{}: the setup script contains the value of secret {}\n  fix: refer to it as ${}",
+                "{}: the {which} script contains the value of secret {}\n  fix: refer to it as ${}",
                 env.path.display(),
                 hit.secret,
                 hit.secret
@@ -116,6 +119,7 @@ pub async fn prepare(root: &ConfigRoot, task: &Task, opts: &Options) -> Result<R
     let image = image.map_err(RunError::Image)?.image;
     sweep?;
     proxy?;
+    let cache = crate::cache::look_up(root, task, opts, &image.id, &ca, &secrets).await?;
     Ok(Ready {
         image,
         secrets,
@@ -123,10 +127,11 @@ pub async fn prepare(root: &ConfigRoot, task: &Task, opts: &Options) -> Result<R
         ca,
         owner: cleanup::owner_id(),
         trusted,
+        cache,
     })
 }
 
-pub(super) fn read_ca(sources: &[CaSource]) -> Result<Vec<(String, Vec<u8>)>, RunError> {
+pub(crate) fn read_ca(sources: &[CaSource]) -> Result<Vec<(String, Vec<u8>)>, RunError> {
     let mut ca = Vec::new();
     for (i, source) in sources.iter().enumerate() {
         let path = match source {

@@ -51,8 +51,18 @@ pub async fn run(
     if run.opts.keep {
         object_labels.insert(labels::KEPT.into(), "true".into());
     }
+    // A cache hit ([`crate::cache`]) restores the entry instead of running setup; it needs
+    // the network only for a maintenance script.
+    let hit = ready.cache.as_ref().and_then(|c| c.hit.as_ref());
+    let online = hit.is_none() || env.maintenance.is_some();
     let network_name = run.names.network();
-    let network = engine.create_network(&network_name, &network_labels);
+    let network = async {
+        if online {
+            engine.create_network(&network_name, &network_labels).await
+        } else {
+            Ok(())
+        }
+    };
     let volumes = plan
         .volumes()
         .iter()
@@ -61,7 +71,14 @@ pub async fn run(
     run.lap("network and volumes");
 
     let marker = format!("__airlock_end_{:032x}__", rand::rng().random::<u128>());
-    let spec = spec(run, &ready.image.reference, plan, &ready.owner, &marker);
+    let mut spec = spec(run, &ready.image.reference, plan, &ready.owner, &marker);
+    if let Some(entry) = hit {
+        spec.volumes.push(crate::cache::entry_mount(entry));
+        if !online {
+            spec.network = Network::None;
+            report.network.setup = "none (cache hit, no maintenance script)".into();
+        }
+    }
     let id = engine.create_container(&spec).await?;
     run.lap("setup container created");
     let exclude = vec![
@@ -80,25 +97,32 @@ pub async fn run(
             skipped.display()
         )));
     }
-    if !ready.ca.is_empty() {
+    // CA certificates serve the network: a hit with no maintenance script has none.
+    if !ready.ca.is_empty() && online {
         engine.upload(&id, "/", ca_tar(&ready.ca)).await?;
     }
     run.lap("workspace uploaded");
 
     let secrets = ready.secrets.len();
+    let s = if secrets == 1 { "" } else { "s" };
     run.events.event(&Event::PhaseStarted {
         phase: Phase::Setup,
-        detail: format!(
-            "network on, {secrets} secret{}",
-            if secrets == 1 { "" } else { "s" }
-        ),
+        detail: match hit {
+            None => format!("network on, {secrets} secret{s}"),
+            Some(_) if online => {
+                format!(
+                    "from the cache, then the maintenance script: network on, {secrets} secret{s}"
+                )
+            }
+            Some(_) => "from the cache: no network".into(),
+        },
     });
     let end = drive::drive(
         engine,
         &id,
         Drive {
             phase: Phase::Setup,
-            stdin: Some(program(env, ready, &marker)),
+            stdin: Some(program(env, ready, &marker, hit.is_some())),
             secrets: &ready.scanner,
             log: run.log("setup")?,
             events: run.events,
@@ -118,7 +142,12 @@ pub async fn run(
             )
         } else {
             format!(
-                "setup failed: its script exited with code {}{}",
+                "setup failed: {} exited with code {}{}",
+                if hit.is_some() {
+                    "the maintenance script (cache hit)"
+                } else {
+                    "its script"
+                },
                 end.exited.code,
                 if end.exited.oom_killed {
                     format!(" after running out of memory: {}", super::oom_note(env))
@@ -211,22 +240,33 @@ fn ca_tar(files: &[(String, Vec<u8>)]) -> crate::engine::ByteStream {
 }
 
 /// The program sent over stdin: secrets, the script, the hand-over. Zeroized when dropped.
-fn program(env: &Environment, ready: &Ready, marker: &str) -> Zeroizing<Vec<u8>> {
+/// On a cache hit the script is the maintenance script, after the entry is restored.
+fn program(env: &Environment, ready: &Ready, marker: &str, hit: bool) -> Zeroizing<Vec<u8>> {
     let mut p = Zeroizing::new(Vec::new());
-    for (name, value) in &ready.secrets {
+    // A hit with no maintenance script runs nothing that needs the secrets: none are sent.
+    let restored_only = hit && env.maintenance.is_none();
+    for (name, value) in ready.secrets.iter().filter(|_| !restored_only) {
         p.extend_from_slice(format!("export {name}=").as_bytes());
         p.extend_from_slice(&shell_quote(value.expose_secret()));
         p.push(b'\n');
     }
+    let script = if hit { &env.maintenance } else { &env.setup };
     p.extend_from_slice(b"airlock_script=");
-    p.extend_from_slice(&shell_quote(env.setup.as_deref().unwrap_or("").as_bytes()));
+    p.extend_from_slice(&shell_quote(script.as_deref().unwrap_or("").as_bytes()));
     p.push(b'\n');
+    if hit {
+        p.extend_from_slice(b"airlock_restore=");
+        p.extend_from_slice(&shell_quote(crate::cache::restore_script(env).as_bytes()));
+        p.push(b'\n');
+    }
     p.extend_from_slice(b"airlock_owner=");
     p.extend_from_slice(&shell_quote(env.agent.user.as_bytes()));
     p.push(b'\n');
     // A list of quoted paths, itself quoted, for `eval "set -- $airlock_paths"`.
     let mut paths = shell_quote(WORKSPACE.as_bytes());
-    for path in &env.persist {
+    // On a hit with no maintenance script the persist paths are the entry's copies, whose
+    // files were handed to the agent's user when the entry was made (`cp -a` keeps owners).
+    for path in env.persist.iter().filter(|_| !restored_only) {
         paths.push(b' ');
         paths.extend_from_slice(&shell_quote(path.as_bytes()));
     }
@@ -241,7 +281,7 @@ fn program(env: &Environment, ready: &Ready, marker: &str) -> Zeroizing<Vec<u8>>
     p.extend_from_slice(b"airlock_trusted=");
     p.extend_from_slice(&shell_quote(&trusted));
     p.push(b'\n');
-    if !ready.ca.is_empty() {
+    if !ready.ca.is_empty() && !restored_only {
         p.extend_from_slice(CA_SETUP.as_bytes());
     }
     p.extend_from_slice(RUN_SCRIPT.as_bytes());
@@ -267,6 +307,9 @@ export SSL_CERT_FILE="$airlock_bundle" REQUESTS_CA_BUNDLE="$airlock_bundle" PIP_
 /// (no capabilities) can't change it.
 const RUN_SCRIPT: &str = r#": > "$AIRLOCK_ENV"
 cd /workspace
+if [ -n "${airlock_restore-}" ]; then
+  ( eval "$airlock_restore" ) || { echo "airlock: restoring the cache entry failed" >&2; exit 1; }
+fi
 airlock_trap=
 if command -v bash >/dev/null 2>&1; then
   airlock_sh=bash

@@ -25,7 +25,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 
 use super::error::{shown, Expect, Fail};
 use super::values;
-use super::{AgentSettings, CaSource, Limits, NetworkPolicy};
+use super::{AgentSettings, CaSource, CacheSettings, Limits, NetworkPolicy};
 use read::{scalar, List, Nested, KEY, TOP};
 use sections::Agent;
 
@@ -43,6 +43,8 @@ pub(super) struct Parsed {
     pub limits: Limits,
     /// `agent.user` runs as root (allowed; the caller warns).
     pub root_user: bool,
+    pub cache: Option<CacheSettings>,
+    pub maintenance: Option<String>,
 }
 
 /// The whole file.
@@ -88,6 +90,8 @@ impl<'de> Visitor<'de> for File<'_> {
         let mut runtime = None;
         let mut agent = Agent::new(self.base_dir);
         let mut limits = Limits::default();
+        let mut cache = None;
+        let mut maintenance = None;
         while let Some(key) = map.next_key_seed(scalar(KEY, |k| TOP.key(k, &seen)))? {
             seen.push(key);
             match key {
@@ -132,6 +136,15 @@ impl<'de> Visitor<'de> for File<'_> {
                         default: || Agent::new(base),
                     })?
                 }
+                "cache" => {
+                    cache = Some(map.next_value_seed(Nested {
+                        expect: CACHE_MAP,
+                        default: CacheSettings::default,
+                    })?)
+                }
+                "maintenance" => {
+                    maintenance = map.next_value_seed(scalar(MAINTENANCE, setup_script))?
+                }
                 _ => {
                     limits = map.next_value_seed(Nested {
                         expect: LIMITS_MAP,
@@ -168,6 +181,8 @@ impl<'de> Visitor<'de> for File<'_> {
             agent: settings,
             limits,
             root_user: agent.root_user,
+            cache,
+            maintenance,
         })
     }
 }
@@ -179,6 +194,15 @@ const IMAGE: Expect = Expect {
 const SETUP: Expect = Expect {
     what: "a bash script",
     fix: "write the script as a block: `setup: |` and the commands indented on the lines below",
+};
+const MAINTENANCE: Expect = Expect {
+    what: "a bash script",
+    fix:
+        "write the script as a block: `maintenance: |` and the commands indented on the lines below",
+};
+const CACHE_MAP: Expect = Expect {
+    what: "a mapping with `ttl`, `max_size` and `key_files`",
+    fix: "write `cache:` and the keys indented below it, e.g. `  ttl: 12h`",
 };
 const RUNTIME: Expect = Expect {
     what: "an OCI runtime name",

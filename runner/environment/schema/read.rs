@@ -29,7 +29,13 @@ pub(super) const TOP: Section = Section {
         "runtime",
         "agent",
         "limits",
+        "cache",
+        "maintenance",
     ],
+};
+pub(super) const CACHE: Section = Section {
+    name: "cache",
+    keys: &["ttl", "max_size", "key_files"],
 };
 pub(super) const AGENT: Section = Section {
     name: "agent",
@@ -56,7 +62,7 @@ pub(super) const NETWORK_ENTRY: Section = Section {
     name: "allow",
     keys: &["host", "methods"],
 };
-pub(super) const SECTIONS: [Section; 4] = [TOP, AGENT, LIMITS, NETWORK];
+pub(super) const SECTIONS: [Section; 5] = [TOP, AGENT, LIMITS, NETWORK, CACHE];
 
 impl Section {
     fn place(&self) -> String {

@@ -5,10 +5,11 @@ use std::path::Path;
 use serde::de::MapAccess;
 
 use super::super::error::Expect;
+use super::super::error::Fail;
 use super::super::values;
-use super::super::{AgentSettings, Limits};
+use super::super::{AgentSettings, CacheSettings, Limits};
 use super::network::Network;
-use super::read::{scalar, ReadSection, Section, AGENT, LIMITS};
+use super::read::{scalar, List, ReadSection, Section, AGENT, CACHE, LIMITS};
 
 /// The agent section, plus whether its user is root and whether its network allowlist named
 /// its own `ca_certificates`.
@@ -111,6 +112,69 @@ impl ReadSection for Limits {
         Ok(())
     }
 }
+
+impl ReadSection for CacheSettings {
+    const SECTION: Section = CACHE;
+    fn read<'de, A: MapAccess<'de>>(
+        &mut self,
+        key: &'static str,
+        map: &mut A,
+    ) -> Result<(), A::Error> {
+        match key {
+            "ttl" => self.ttl = map.next_value_seed(scalar(TTL, values::duration))?,
+            "max_size" => self.max_size = map.next_value_seed(scalar(SIZE, values::size))?,
+            _ => {
+                self.key_files = map.next_value_seed(List {
+                    expect: KEY_FILES,
+                    item: KEY_FILE,
+                    check: key_file,
+                    items: std::marker::PhantomData,
+                })?
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A `key_files` entry: a relative path inside the workspace, normalised, listed once.
+fn key_file(text: &str, before: &[String]) -> Result<String, Fail> {
+    let fix = "give a path relative to the workspace, e.g. `requirements.txt` or `app/Cargo.lock`";
+    if text.is_empty() || text.contains('\0') || text.chars().any(char::is_control) {
+        return Err(Fail::new(format!("{text:?} is not a file path")).fix(fix));
+    }
+    if text.starts_with('/') {
+        return Err(
+            Fail::new(format!("{text} is absolute: key files are workspace files")).fix(fix),
+        );
+    }
+    let path = text.trim_end_matches('/');
+    if path
+        .split('/')
+        .any(|c| c.is_empty() || c == "." || c == "..")
+    {
+        return Err(Fail::new(format!(
+            "{text} is not a normalised path inside the workspace (no `//`, `.` or `..`)"
+        ))
+        .fix(fix));
+    }
+    if before.iter().any(|b| b == path) {
+        return Err(Fail::new(format!("{path} is listed twice")).fix("list each file once"));
+    }
+    Ok(path.to_string())
+}
+
+const TTL: Expect = Expect {
+    what: "a duration such as 12h",
+    fix: "write one duration on the key's line, e.g. `ttl: 12h`",
+};
+const KEY_FILES: Expect = Expect {
+    what: "a list of workspace file paths",
+    fix: "write e.g. `key_files: [requirements.txt, Cargo.lock]`",
+};
+const KEY_FILE: Expect = Expect {
+    what: "a workspace file path",
+    fix: "write one path per item, e.g. `- requirements.txt`",
+};
 
 const DURATION: Expect = Expect {
     what: "a duration such as 20m",
