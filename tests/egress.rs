@@ -17,7 +17,7 @@ use crate::harness::{
 
 /// The host's address on the engine's default bridge: reachable from containers on their
 /// own bridge networks, so the proxy can reach a server there when an entry allows it.
-fn bridge_ip() -> String {
+pub fn bridge_ip() -> String {
     let out = Command::new("ip")
         .args(["-4", "-o", "addr", "show", "docker0"])
         .output()

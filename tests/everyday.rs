@@ -128,10 +128,92 @@ fn a_failing_setup_names_its_command_and_line() {
         "t",
         "image: base\nsetup: |\n  echo first\n  x=1\n  ls /no/such/folder\n  echo never\n",
     );
-    f.run("t", &["true"])
+    let out = f
+        .run("t", &["true"])
         .run()
         .code(80)
         .stderr_line("setup ! airlock: setup script line 3: ls /no/such/folder (exit code 2)");
+    let log = f.out().join("setup.log");
+    out.stderr_line(&format!(
+        "airlock: error: setup failed: its script exited with code 2 (line 3: ls /no/such/folder (exit code 2)); the agent phase did not start (log: {})",
+        log.display()
+    ));
+}
+
+/// A setup that fails on a refused certificate (here: a server the test starts with a
+/// certificate no one trusts) gets the `ca_certificates` fix.
+#[test]
+fn a_refused_certificate_in_setup_points_at_ca_certificates() {
+    crate::harness::base_image();
+    let dir = tempfile::tempdir().unwrap();
+    let (key, cert) = (dir.path().join("k.pem"), dir.path().join("c.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=untrusted",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let ip = crate::egress::bridge_ip();
+    let port = std::net::TcpListener::bind((ip.as_str(), 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = std::process::Command::new("openssl")
+        .args(["s_server", "-quiet", "-www", "-accept"])
+        .arg(format!("{ip}:{port}"))
+        .arg("-cert")
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let f = Fixture::new();
+    f.env(
+        "t",
+        &format!("image: base\nsetup: curl -sS https://{ip}:{port}/\n"),
+    );
+    let out = f.run("t", &["true"]).run();
+    let _ = server.kill();
+    let _ = server.wait();
+    out.code(80)
+        .stderr_has("setup ! curl: (60)")
+        .stderr_line("  fix: the log shows a TLS certificate refused (or pip finding no package, which is how a refused certificate looks to pip): if this machine reaches the internet through an inspecting proxy, trust its CA in the setup phase with `ca_certificates: [host]` (or a PEM file) in the environment");
+}
+
+/// The run id and the record folder are printed when the run starts.
+#[test]
+fn the_record_is_named_when_the_run_starts() {
+    let f = Fixture::new();
+    env_tiny(&f, "t", "");
+    let out = f.run("t", &["true"]).run().success();
+    let first = out.stderr().lines().next().unwrap_or_default().to_string();
+    let id = f.report()["run_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        first,
+        format!(
+            "airlock | run {id}: started; record: {}",
+            f.out().canonicalize().unwrap().display()
+        )
+    );
 }
 
 /// `export NAME=value` in `$AIRLOCK_ENV` is the variable NAME.

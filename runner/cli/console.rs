@@ -69,7 +69,10 @@ impl EventSink for Console {
         match event {
             Event::Warning(w) => warning(w),
             _ if self.quiet => {}
-            Event::Started { .. } => {}
+            Event::Started { run_id, record } => note(format!(
+                "run {run_id}: started; record: {}",
+                record.display()
+            )),
             Event::Image { line } => eprintln!("{line}"),
             Event::PhaseStarted { phase, detail } => {
                 note(format!("{}: started ({detail})", phase.name()))

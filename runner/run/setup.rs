@@ -156,15 +156,57 @@ pub async fn run(
                 }
             )
         };
+        let log = run.record.path("setup.log");
+        let (failed_line, hint) = log_hints(&log, env.ca_certificates.is_empty());
         return Err(RunError::SetupFailed(format!(
-            "{why}; the agent phase did not start (log: {})",
-            run.record.path("setup.log").display()
+            "{why}{}; the agent phase did not start (log: {}){}",
+            failed_line.map(|l| format!(" ({l})")).unwrap_or_default(),
+            log.display(),
+            hint.unwrap_or_default()
         )));
     }
     Ok(SetupDone {
         container: id,
         packed: packed.manifest,
     })
+}
+
+/// What a failed setup's log (already redacted) says about why: the failing command's line
+/// (from the ERR trap of [`RUN_SCRIPT`]), and a `fix:` when a TLS client refused a
+/// certificate and the environment trusts no extra CA (an inspecting proxy on the way out).
+fn log_hints(log: &Path, no_extra_ca: bool) -> (Option<String>, Option<String>) {
+    use std::io::{Read, Seek, SeekFrom};
+    const TAIL: u64 = 64 * 1024;
+    let mut text = Vec::new();
+    if let Ok(mut f) = std::fs::File::open(log) {
+        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        let _ = f.seek(SeekFrom::Start(len.saturating_sub(TAIL)));
+        let _ = f.take(TAIL).read_to_end(&mut text);
+    }
+    let text = String::from_utf8_lossy(&text);
+    let failed_line = text
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("airlock: setup script "))
+        .map(|l| {
+            let mut out = Vec::new();
+            crate::console::sanitize_into(l.as_bytes(), &mut out);
+            String::from_utf8_lossy(&out).into_owned()
+        });
+    const TLS: &[&str] = &[
+        "curl: (60)",
+        "certificate verify failed",
+        "CERTIFICATE_VERIFY_FAILED",
+        "unable to get local issuer certificate",
+        "self-signed certificate in certificate chain",
+        "server certificate verification failed",
+        "x509: certificate signed by unknown authority",
+        "No matching distribution found",
+    ];
+    let hint = (no_extra_ca && TLS.iter().any(|m| text.contains(m))).then(|| {
+        "\n  fix: the log shows a TLS certificate refused (or pip finding no package, which is how a refused certificate looks to pip): if this machine reaches the internet through an inspecting proxy, trust its CA in the setup phase with `ca_certificates: [host]` (or a PEM file) in the environment".to_string()
+    });
+    (failed_line, hint)
 }
 
 /// The setup container's command: read the program up to the marker (`$1`), run it.
