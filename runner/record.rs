@@ -100,12 +100,39 @@ impl Record {
     }
 }
 
-fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut f = File::create(&tmp)?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
+/// Replace `path` with `data` whole or not at all: a temporary file in the same folder,
+/// synced, renamed over it, the folder synced (a crash leaves the old file or the new one).
+pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(data)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    File::open(dir)?.sync_all()
+}
+
+/// A record whose run never ended (its report still `incomplete`: the process that owned it
+/// died) is marked `abandoned`, with `why` as its error and `finished` as when that was found.
+/// Returns whether it was marked (a record that ended, or none at all, is left alone).
+pub fn mark_abandoned(dir: &Path, why: &str, finished: &str) -> io::Result<bool> {
+    let path = dir.join("report.json");
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let mut v: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    if v["outcome"] != "incomplete" {
+        return Ok(false);
+    }
+    v["outcome"] = Outcome::Abandoned.word().into();
+    v["exit_code"] = Outcome::Abandoned.exit_code(None, None).into();
+    v["error"] = why.into();
+    v["finished"] = finished.into();
+    let json = serde_json::to_vec_pretty(&v).expect("a JSON value serialises");
+    write_atomic(&path, &json)?;
+    Ok(true)
 }
 
 /// A log that keeps its first [`LOG_CAP`] bytes and counts the rest.

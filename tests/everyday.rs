@@ -245,3 +245,49 @@ fn a_command_not_found_gets_a_hint() {
     assert!(hint.ends_with("and on the image's default PATH?"), "{hint}");
     out.stderr_line("  fix: install it in the image, or in a persist path from the setup script, and add its folder to PATH with `echo PATH=/opt/tool/bin:$PATH >> $AIRLOCK_ENV`");
 }
+
+/// kill -9 of airlock, then `airlock gc`: the run's record says `abandoned`, not
+/// `incomplete` forever.
+#[test]
+fn gc_records_a_run_whose_owner_died_as_abandoned() {
+    let f = Fixture::new();
+    env_tiny(&f, "t", "limits:\n  agent_timeout: 120s\n");
+    let mut child = Test::new()
+        .root(&f.root)
+        .args(["run", "t", "-w"])
+        .arg(&f.ws)
+        .args(["--", "sleep", "100"])
+        .command()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (_, run_id) = crate::harness::running_container_of(&mut child, "agent");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let record = f
+        .root
+        .path()
+        .join(".airlock/runs")
+        .join(&run_id)
+        .join("report.json");
+    let before: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    assert_eq!(before["outcome"], "incomplete");
+    Test::new()
+        .root(&f.root)
+        .args(["gc"])
+        .run()
+        .success()
+        .stdout_has(&format!("recorded run {run_id} as abandoned"));
+    let after: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    assert_eq!(after["outcome"], "abandoned");
+    assert_eq!(after["exit_code"], 84);
+    assert!(after["error"]
+        .as_str()
+        .unwrap()
+        .contains("`airlock gc` found it at"));
+    assert!(after["finished"].is_string());
+    crate::harness::assert_run_gone(&run_id);
+}

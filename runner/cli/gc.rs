@@ -15,7 +15,7 @@ pub struct GcArgs {
     pub runs: Vec<String>,
 }
 
-pub async fn run(args: GcArgs, _g: &Globals) -> anyhow::Result<i32> {
+pub async fn run(args: GcArgs, g: &Globals) -> anyhow::Result<i32> {
     let engine = crate::engine::from_env()?;
     let report = cleanup::gc(&*engine, args.dry_run, args.kept, &args.runs).await?;
     let verb = if args.dry_run {
@@ -42,6 +42,28 @@ pub async fn run(args: GcArgs, _g: &Globals) -> anyhow::Result<i32> {
             "left {} kept object(s) alone (airlock gc --kept removes them)",
             report.kept.len()
         );
+    }
+    // Records of the runs whose leftovers gc removed (their owner is dead: gc checked), that
+    // never ended: `abandoned`, with when gc found them, instead of `incomplete` forever.
+    if !args.dry_run {
+        if let Ok(root) = crate::root::ConfigRoot::locate(g.root.as_deref(), None) {
+            let mut runs: Vec<&str> = report
+                .removed
+                .iter()
+                .filter_map(|o| o.labels.get("airlock.run").map(String::as_str))
+                .collect();
+            runs.sort();
+            runs.dedup();
+            let now = crate::record::timestamp(std::time::SystemTime::now());
+            for id in runs {
+                let why = format!("the process that ran it died before it ended; `airlock gc` found it at {now} and removed what it left");
+                if let Ok(true) =
+                    crate::record::mark_abandoned(&root.runs_dir().join(id), &why, &now)
+                {
+                    println!("recorded run {id} as abandoned");
+                }
+            }
+        }
     }
     // The setup cache's broken objects: data volumes of fills that never finished.
     let cache = crate::cache::store::gc(&*engine, args.dry_run).await?;

@@ -68,23 +68,11 @@ impl Launcher for RunLauncher {
     }
 
     async fn abandoned(&self, s: Option<&Schedule>, r: &InFlight, now: Timestamp) -> Ended {
-        let report = r.record.join("report.json");
-        if let Ok(bytes) = std::fs::read(&report) {
-            if let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&bytes) {
-                if v["outcome"] == "incomplete" {
-                    v["outcome"] = "abandoned".into();
-                    v["exit_code"] = Outcome::Abandoned.exit_code(None, None).into();
-                    v["error"] = format!(
-                        "the scheduler running this run ({}) died before it ended; recorded when the next scheduler started",
-                        r.owner
-                    )
-                    .into();
-                    v["finished"] = now.to_string().into();
-                    let json = serde_json::to_vec_pretty(&v).unwrap_or_default();
-                    let _ = super::state::write_atomic(&report, &json);
-                }
-            }
-        }
+        let why = format!(
+            "the scheduler running this run ({}) died before it ended; recorded when the next scheduler started",
+            r.owner
+        );
+        let _ = crate::record::mark_abandoned(&r.record, &why, &now.to_string());
         let left = crate::cleanup::remove_run(&*self.engine, &r.run_id, true).await;
         let _ = std::fs::remove_dir_all(&r.workspace);
         let ended = Ended {
