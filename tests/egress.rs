@@ -83,6 +83,14 @@ fn agent_lines(stderr: &str) -> Vec<String> {
         .collect()
 }
 
+/// The agent's first output line that starts with `prefix`.
+fn agent_line(stderr: &str, prefix: &str) -> String {
+    agent_lines(stderr)
+        .into_iter()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no {prefix} line in:\n{stderr}"))
+}
+
 fn record_lines(f: &Fixture) -> Vec<serde_json::Value> {
     String::from_utf8(f.record_file("network.jsonl"))
         .unwrap()
@@ -130,14 +138,8 @@ fn only_allowed_hosts_and_methods_pass_deny_wins_and_every_request_is_on_record(
     ]
     .join("; ");
     let out = f.run("t", &["sh", "-c", &script]).run().success();
-    let lines = agent_lines(&out.stderr());
-    let line = |prefix: &str| {
-        lines
-            .iter()
-            .find(|l| l.starts_with(prefix))
-            .unwrap_or_else(|| panic!("no {prefix} line in:\n{}", out.stderr()))
-            .clone()
-    };
+    let stderr = out.stderr();
+    let line = |prefix: &str| agent_line(&stderr, prefix);
     assert_eq!(line("GET:"), "GET: hello from the server");
     assert_eq!(
         line("POST:"),
@@ -269,14 +271,8 @@ fn private_addresses_are_refused_after_resolution_unless_named() {
     docker(&["rm", "-f", &other]);
     docker(&["network", "rm", &net]);
     let out = out.success();
-    let lines = agent_lines(&out.stderr());
-    let line = |prefix: &str| {
-        lines
-            .iter()
-            .find(|l| l.starts_with(prefix))
-            .unwrap_or_else(|| panic!("no {prefix} line in:\n{}", out.stderr()))
-            .clone()
-    };
+    let stderr = out.stderr();
+    let line = |prefix: &str| agent_line(&stderr, prefix);
     assert_eq!(
         line("LOCALHOST:"),
         "LOCALHOST: HTTP/1.1 403 Forbidden x-airlock-blocked: private-address"
@@ -426,14 +422,8 @@ fn https_is_inspected_with_a_per_run_ca_whose_key_the_agent_cannot_read() {
     let mut seen = String::new();
     let _ = server.stderr.take().unwrap().read_to_string(&mut seen);
     let out = out.success();
-    let lines = agent_lines(&out.stderr());
-    let line = |prefix: &str| {
-        lines
-            .iter()
-            .find(|l| l.starts_with(prefix))
-            .unwrap_or_else(|| panic!("no {prefix} line in:\n{}", out.stderr()))
-            .clone()
-    };
+    let stderr = out.stderr();
+    let line = |prefix: &str| agent_line(&stderr, prefix);
     assert_eq!(line("GET:"), "GET: hello over tls");
     assert_eq!(line("POST:"), "POST: 403");
     assert_eq!(line("ISSUER:"), "ISSUER: issuer: CN=airlock egress proxy");

@@ -284,23 +284,8 @@ pub fn list(root: &ConfigRoot) -> Result<Vec<PathBuf>, EnvError> {
 
 /// Load and validate one environment file, resolving relative paths in it against `root`.
 pub fn load_in(root: Option<&ConfigRoot>, path: &Path) -> Result<Environment, EnvError> {
-    let bytes = read(path)?;
-    let text = std::str::from_utf8(&bytes).map_err(|e| {
-        let (line, column) = line_column(&bytes[..e.valid_up_to()]);
-        EnvError::new("the file is not UTF-8 text")
-            .in_file(path)
-            .at(line, column)
-            .fix("save it as UTF-8")
-    })?;
-    let name = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    if !values::is_name(&name) {
-        return Err(EnvError::new(format!("{:?} is not a valid environment name", shown(&name)))
-            .in_file(path)
-            .fix("rename the file: letters, digits, '_', '.' and '-', starting with a letter or digit, ending in .yaml"));
-    }
+    let (name, text) = read_named(path, "environment")?;
+    let text = text.as_str();
     let base_dir = match root {
         Some(root) => root.dir().to_path_buf(),
         None => std::path::absolute(path)
@@ -346,7 +331,7 @@ pub fn load_in(root: Option<&ConfigRoot>, path: &Path) -> Result<Environment, En
     Ok(Environment {
         name,
         path: path.to_path_buf(),
-        content_hash: crate::hex::sha256(&bytes),
+        content_hash: crate::hex::sha256(text.as_bytes()),
         image: parsed.image,
         env: parsed.env,
         secrets: parsed.secrets,
@@ -383,6 +368,29 @@ fn plain_exports(script: &str) -> Vec<String> {
             })
         })
         .collect()
+}
+
+/// A YAML file of the config root (`envs/NAME.yaml`, `schedules/NAME.yaml`): its name (the
+/// file's stem, checked) and its text (UTF-8, checked), read within the size cap.
+pub(crate) fn read_named(path: &Path, kind: &str) -> Result<(String, String), EnvError> {
+    let bytes = read(path)?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let (line, column) = line_column(&e.as_bytes()[..e.utf8_error().valid_up_to()]);
+        EnvError::new("the file is not UTF-8 text")
+            .in_file(path)
+            .at(line, column)
+            .fix("save it as UTF-8")
+    })?;
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if !values::is_name(&name) {
+        return Err(EnvError::new(format!("{:?} is not a valid {kind} name", shown(&name)))
+            .in_file(path)
+            .fix("rename the file: letters, digits, '_', '.' and '-', starting with a letter or digit, ending in .yaml"));
+    }
+    Ok((name, text))
 }
 
 pub(crate) fn read(path: &Path) -> Result<Vec<u8>, EnvError> {

@@ -176,23 +176,8 @@ pub fn load(root: &ConfigRoot, path: &Path) -> Result<Schedule, EnvError> {
         .in_file(path)
         .fix("a schedule is a dozen keys: keep scripts in the repository"));
     }
-    let bytes = environment::read(path)?;
-    let text = std::str::from_utf8(&bytes).map_err(|e| {
-        let (line, column) = environment::line_column(&bytes[..e.valid_up_to()]);
-        EnvError::new("the file is not UTF-8 text")
-            .in_file(path)
-            .at(line, column)
-            .fix("save it as UTF-8")
-    })?;
-    let name = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    if !environment::is_name(&name) {
-        return Err(EnvError::new(format!("{:?} is not a valid schedule name", shown(&name)))
-            .in_file(path)
-            .fix("rename the file: letters, digits, '_', '.' and '-', starting with a letter or digit, ending in .yaml"));
-    }
+    let (name, text) = environment::read_named(path, "schedule")?;
+    let text = text.as_str();
     // YAML-level problems first, as the environment reader does (see environment::load_in).
     let mut track = serde_path_to_error::Track::new();
     let de = serde_path_to_error::Deserializer::new(environment::yaml(path, text)?, &mut track);
